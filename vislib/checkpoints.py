@@ -1,0 +1,76 @@
+"""Reading a person's own weight files without ever running code from them.
+
+`.safetensors` holds only tensors by design. Anything else goes through
+`torch.load(weights_only=True)`, whose restricted unpickler refuses every object that is not a
+tensor or a plain container; we never fall back to full unpickling, because a pickle can run
+any program it likes when it is loaded.
+"""
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import zipfile
+
+import torch
+
+
+class ModelError(RuntimeError):
+    """A model could not be loaded; the message is one sentence a person can act on."""
+
+
+MAX_CHECKPOINT_BYTES = 600 * 2**20
+
+
+def _open(source) -> tuple[str, bytes | str]:
+    """(file name, path or bytes) for a path, bytes or an uploaded file."""
+    if isinstance(source, (str, os.PathLike)):
+        if os.path.getsize(source) > MAX_CHECKPOINT_BYTES:
+            raise ModelError(f"The checkpoint is larger than {MAX_CHECKPOINT_BYTES >> 20} MB.")
+        return os.path.basename(str(source)), str(source)
+    name = getattr(source, "name", "") or ""
+    data = bytes(source) if isinstance(source, (bytes, bytearray)) else source.read(MAX_CHECKPOINT_BYTES + 1)
+    if len(data) > MAX_CHECKPOINT_BYTES:
+        raise ModelError(f"The checkpoint is larger than {MAX_CHECKPOINT_BYTES >> 20} MB.")
+    return name, data
+
+
+def load_state_dict(source) -> dict[str, torch.Tensor]:
+    """A state_dict from a `.safetensors` file or a `torch.save`d state_dict (tensors only)."""
+    name, data = _open(source)
+    if name.endswith(".safetensors") or (isinstance(data, bytes) and data[8:9] == b"{"):
+        from safetensors.torch import load, load_file
+        try:
+            state = load(data) if isinstance(data, bytes) else load_file(data)
+        except Exception as err:  # safetensors raises its own error types
+            raise ModelError(f"The file is not a readable .safetensors checkpoint ({err}).") from err
+    else:
+        try:
+            state = torch.load(io.BytesIO(data) if isinstance(data, bytes) else data,
+                               map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as err:
+            raise ModelError("The checkpoint contains Python objects other than tensors, so it was refused "
+                             "(it could run code); save model.state_dict() or a .safetensors file instead.") from err
+        except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
+            raise ModelError("The file is not a readable PyTorch checkpoint; save it with "
+                             "torch.save(model.state_dict(), path) or as .safetensors.") from err
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]  # the common {"state_dict": ..., "epoch": ...} wrapping
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelError("The checkpoint is not a state_dict (a mapping of names to tensors).")
+    return {k.removeprefix("module."): v for k, v in state.items()}  # DataParallel's prefix
+
+
+def read_labels(source) -> list[str]:
+    """Class names, one a line, from a list, a path, bytes or an uploaded text file."""
+    if isinstance(source, (list, tuple)):
+        return [str(s) for s in source]
+    name, data = _open(source)
+    if isinstance(data, str):
+        with open(data, "rb") as f:
+            data = f.read()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ModelError("The labels file is not UTF-8 text with one class name a line.") from err
+    return [line.strip() for line in text.splitlines() if line.strip()]

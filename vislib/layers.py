@@ -1,0 +1,129 @@
+"""The layer catalogue: for each named stage, its channels, stride and receptive field.
+
+No library publishes receptive fields for arbitrary torchvision and timm networks, so we
+measure the geometry with one forward pass at the model's input size: every convolution
+and pooling module turns (receptive field, jump, centre of cell 0) of its input into that
+of its output with the textbook recurrence (Araujo et al., Distill 2019). Tensors made by
+functional code between modules (residual sums, concatenations) take the largest receptive
+field seen so far at their resolution, which is what a sum or concatenation of branches has.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+try:  # TensorFlow-style "same" padding in timm's tf_* networks is decided at run time.
+    from timm.layers import Conv2dSame, MaxPool2dSame, AvgPool2dSame
+    _SAME_PADDING = (Conv2dSame, MaxPool2dSame, AvgPool2dSame)
+except ImportError:  # pragma: no cover - timm is a requirement
+    _SAME_PADDING = ()
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    name: str             # a key of net.named_modules()
+    kind: str             # stem, conv, pool, block, fire, inception, head
+    channels: int
+    stride: int           # input pixels per output cell
+    receptive_field: int  # input pixels seen by one cell (one side of the square)
+    offset: float         # input coordinate of the centre of cell 0
+    size: tuple[int, int]  # output height and width at the model's input size
+
+    def box(self, row: int, col: int, image_size: int) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1) of cell (row, col)'s receptive field, clipped to the image."""
+        half = (self.receptive_field - 1) / 2
+
+        def span(i: int) -> tuple[int, int]:
+            centre = self.offset + i * self.stride
+            return max(0, math.floor(centre - half)), min(image_size, math.ceil(centre + half + 1))
+
+        (x0, x1), (y0, y1) = span(col), span(row)
+        return x0, y0, x1, y1
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    rf: float
+    jump: float
+    start: float
+
+
+def _pair(v) -> int:
+    return v[0] if isinstance(v, (tuple, list)) else v
+
+
+def _window_geometry(module: nn.Module, g: _Geometry, n_in: int, n_out: int) -> _Geometry:
+    k = _pair(module.kernel_size)
+    s = _pair(module.stride) or k
+    d = _pair(getattr(module, "dilation", 1))
+    k_eff = d * (k - 1) + 1
+    padding = getattr(module, "padding", 0)
+    if isinstance(module, _SAME_PADDING) or padding == "same":
+        pad_left = max((n_out - 1) * s + k_eff - n_in, 0) // 2
+    elif padding == "valid":
+        pad_left = 0
+    else:
+        pad_left = _pair(padding)
+    return _Geometry(g.rf + (k_eff - 1) * g.jump, g.jump * s, g.start + ((k_eff - 1) / 2 - pad_left) * g.jump)
+
+
+_WINDOWED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
+
+
+def measure(net: nn.Module, input_size: int, catalogue: list[tuple[str, str]],
+            in_channels: int = 3, device: torch.device | str = "cpu") -> list[LayerInfo]:
+    """Run one forward pass and return a LayerInfo for each (name, kind) of the catalogue."""
+    geometry: dict[int, _Geometry] = {}
+    alive: list[torch.Tensor] = []  # keeps tensors alive so that their id() is not reused
+    widest: dict[tuple[int, int], _Geometry] = {}
+    wanted = dict(catalogue)
+    found: dict[str, LayerInfo] = {}
+
+    def record(t: torch.Tensor, g: _Geometry | None) -> None:
+        if g is None or t.dim() != 4:
+            return
+        alive.append(t)
+        geometry[id(t)] = g
+        key = tuple(t.shape[2:])
+        if key not in widest or g.rf > widest[key].rf:
+            widest[key] = g
+
+    def known(t) -> _Geometry | None:
+        if not isinstance(t, torch.Tensor) or t.dim() != 4:
+            return None
+        return geometry.get(id(t)) or widest.get(tuple(t.shape[2:]))
+
+    def hook(name: str, module: nn.Module):
+        def run(_m, inputs, output):
+            if not isinstance(output, torch.Tensor):
+                return
+            g_in = known(inputs[0]) if inputs else None
+            if isinstance(module, _WINDOWED):
+                g = _window_geometry(module, g_in, inputs[0].shape[2], output.shape[2]) if g_in else None
+            elif next(module.children(), None) is None:  # a leaf: norm, activation, dropout...
+                same = output.dim() == 4 and inputs[0].dim() == 4 and output.shape[2:] == inputs[0].shape[2:]
+                g = g_in if same else None
+            else:  # a container: its output may come from functional code (a sum, a concat)
+                g = known(output)
+            record(output, g)
+            if name in wanted and g is not None:
+                found[name] = LayerInfo(name, wanted[name], int(output.shape[1]), round(g.jump),
+                                        round(g.rf), g.start, (int(output.shape[2]), int(output.shape[3])))
+        return run
+
+    handles = [m.register_forward_hook(hook(n, m)) for n, m in net.named_modules() if n]
+    try:
+        x = torch.zeros(1, in_channels, input_size, input_size, device=device)
+        record(x, _Geometry(1.0, 1.0, 0.0))
+        with torch.no_grad():
+            net(x)
+    finally:
+        for h in handles:
+            h.remove()
+    missing = [n for n, _ in catalogue if n not in found]
+    if missing:
+        raise RuntimeError(f"layer catalogue names not measured: {missing}")
+    return [found[n] for n, _ in catalogue]
