@@ -341,11 +341,11 @@ def _load_torchvision(name: str, device) -> Model:
     return _finish(net, name, name, family(name), list(weights.meta["categories"]), device)
 
 
-def _load_checkpoint(path: str, arch: str | None, labels, device) -> Model:
+def _load_checkpoint(source, arch: str | None, labels, device) -> Model:
     if not arch:
         raise ModelError("Choose the architecture the checkpoint was trained with (arch=...).")
     fam = family(arch)
-    state = load_state_dict(path)
+    state = load_state_dict(source)
     names = read_labels(labels) if labels is not None else None
     if fam.classifier not in state:
         raise ModelError(f"The checkpoint has no {fam.classifier}, so it is not a {arch} state_dict.")
@@ -360,7 +360,7 @@ def _load_checkpoint(path: str, arch: str | None, labels, device) -> Model:
             f"unexpected: {', '.join(unexpected[:6])}{' ...' if len(unexpected) > 6 else ''}" if unexpected else ""]))
         raise ModelError(f"The checkpoint does not fit {arch} ({listing}).")
     net.load_state_dict(state)
-    name = os.path.basename(str(path))
+    name = os.path.basename(str(source)) if isinstance(source, (str, os.PathLike)) else getattr(source, "name", "checkpoint")
     return _finish(net, name, arch, fam, names or [f"class {i}" for i in range(n)], device)
 
 
@@ -378,6 +378,6 @@ def load_model(name: str = DEFAULT_MODEL, device=None, arch: str | None = None, 
         return _load_lite(name, device)
     if name in _TORCHVISION_SHAPES:
         return _load_torchvision(name, device)
-    if os.path.exists(str(name)):
+    if not isinstance(name, (str, os.PathLike)) or os.path.exists(name):  # a file, or an upload's bytes
         return _load_checkpoint(name, arch, labels, device)
     raise ModelError(f"'{name}' is neither a model of the zoo ({', '.join(list_models())}) nor a checkpoint file.")

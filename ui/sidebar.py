@@ -1,0 +1,114 @@
+"""The sidebar every page shares: model picker, image picker, device line.
+
+It leaves the chosen Model and picture in `st.session_state` for the page that runs after it;
+pages read them through `current()`. Networks of the zoo are cached for every session at once
+(`st.cache_resource`), so they are never changed in place; a person's own checkpoint belongs
+to their session only.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import streamlit as st
+
+import vislib
+from vislib import device, images, models
+
+CUSTOM = "your checkpoint"
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the network...")
+def zoo_model(name: str) -> vislib.Model:
+    return vislib.load_model(name)
+
+
+@st.cache_data(ttl=600, show_spinner=False)
+def _availability() -> dict[str, models.Availability]:
+    return {name: models.availability(name) for name in models.list_models()}
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _sample(name: str):
+    return images.sample_images()[name]()
+
+
+_MARK = {"ready": "", "download": " (downloads)", "unavailable": " (not available)"}
+
+
+def _model_picker():
+    status = _availability()
+    names = list(status) + ([CUSTOM] if st.session_state.get("custom_model") else [])
+    choice = st.selectbox("Network", names, key="model_name",
+                          format_func=lambda n: n + _MARK[status[n].state] if n in status else
+                          f"{CUSTOM}: {st.session_state['custom_model'].name}")
+    with st.expander("Use your own checkpoint"):
+        _checkpoint_form()
+    if choice == CUSTOM:
+        return st.session_state["custom_model"], f"custom:{st.session_state['custom_key']}"
+    if status[choice].state != "ready":
+        st.caption(status[choice].detail)
+    try:
+        return zoo_model(choice), choice
+    except vislib.ModelError as err:
+        st.error(str(err))
+        return None, None
+
+
+def _checkpoint_form() -> None:
+    with st.form("checkpoint", border=False):
+        weights = st.file_uploader("Weights (.safetensors, or a state_dict saved with torch.save)",
+                                   type=["safetensors", "pt", "pth", "bin"])
+        arch = st.selectbox("Architecture", models.architectures())
+        labels = st.file_uploader("Class names, one a line (optional)", type=["txt"])
+        if not st.form_submit_button("Load checkpoint"):
+            return
+    if weights is None:
+        st.error("Choose a weights file first.")
+        return
+    try:
+        model = vislib.load_model(weights, arch=arch, labels=labels)
+    except vislib.ModelError as err:
+        st.error(str(err))
+        return
+    st.session_state["custom_model"] = model
+    st.session_state["custom_key"] = hashlib.sha1(weights.getvalue()).hexdigest()[:12]
+    st.session_state["model_name"] = CUSTOM
+    st.rerun()
+
+
+def _image_picker():
+    upload = st.file_uploader("Your image", type=images.SUPPORTED_TYPES, key="upload",
+                              help="A photo of your own; it stays in this session only.")
+    if upload is not None:
+        cached = st.session_state.get("upload_cache")
+        if cached is None or cached[0] != upload.file_id:
+            try:
+                cached = (upload.file_id, images.load_image(upload), None)
+            except images.ImageError as err:
+                cached = (upload.file_id, None, str(err))
+            st.session_state["upload_cache"] = cached
+        _, picture, problem = cached
+        if picture is not None:
+            return picture, f"upload:{upload.file_id}"
+        st.error(f"{upload.name}: {problem} Showing a sample picture meanwhile.")
+    name = st.selectbox("Sample picture", list(images.sample_images()), key="sample_name")
+    return _sample(name), f"sample:{name}"
+
+
+def show() -> None:
+    with st.sidebar:
+        model, model_key = _model_picker()
+        picture, image_key = _image_picker()
+        if picture is not None:
+            st.image(picture, width="stretch")
+        st.caption(f"Running on {device.describe(model.device if model else device.default_device())}")
+    st.session_state["current"] = (model, model_key, picture, image_key)
+
+
+def current():
+    """(model, model_key, picture, image_key) chosen in the sidebar; stops the page if no model."""
+    model, model_key, picture, image_key = st.session_state["current"]
+    if model is None:
+        st.info("Pick a network that loads in the sidebar.")
+        st.stop()
+    return model, model_key, picture, image_key
