@@ -51,6 +51,8 @@ def app_url():
 
 @pytest.fixture(scope="session")
 def browser():
+    from playwright.sync_api import expect
+    expect.set_options(timeout=60_000)  # the first page load also loads the network
     if not os.path.exists(CHROMIUM):
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
