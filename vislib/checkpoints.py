@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import zipfile
 
 import torch
 
@@ -25,7 +24,11 @@ MAX_CHECKPOINT_BYTES = 600 * 2**20
 def _open(source) -> tuple[str, bytes | str]:
     """(file name, path or bytes) for a path, bytes or an uploaded file."""
     if isinstance(source, (str, os.PathLike)):
-        if os.path.getsize(source) > MAX_CHECKPOINT_BYTES:
+        try:
+            size = os.path.getsize(source)
+        except OSError as err:  # a mistyped path must give a sentence, not a traceback
+            raise ModelError(f"The file {os.fspath(source)} could not be read ({err.strerror or err}).") from err
+        if size > MAX_CHECKPOINT_BYTES:
             raise ModelError(f"The checkpoint is larger than {MAX_CHECKPOINT_BYTES >> 20} MB.")
         return os.path.basename(str(source)), str(source)
     name = getattr(source, "name", "") or ""
@@ -51,7 +54,7 @@ def load_state_dict(source) -> dict[str, torch.Tensor]:
         except pickle.UnpicklingError as err:
             raise ModelError("The checkpoint contains Python objects other than tensors, so it was refused "
                              "(it could run code); save model.state_dict() or a .safetensors file instead.") from err
-        except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
+        except Exception as err:  # on garbage the restricted unpickler raises IndexError, KeyError, ...
             raise ModelError("The file is not a readable PyTorch checkpoint; save it with "
                              "torch.save(model.state_dict(), path) or as .safetensors.") from err
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):

@@ -15,11 +15,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-try:  # TensorFlow-style "same" padding in timm's tf_* networks is decided at run time.
-    from timm.layers import Conv2dSame, MaxPool2dSame, AvgPool2dSame
-    _SAME_PADDING = (Conv2dSame, MaxPool2dSame, AvgPool2dSame)
-except ImportError:  # pragma: no cover - timm is a requirement
-    _SAME_PADDING = ()
+# TensorFlow-style "same" padding in timm's tf_* networks is decided at run time. Imported
+# without a fallback: timm is a requirement, and a silently empty tuple once shifted the boxes of
+# EfficientNet-Lite from blocks.2 on by 4 to 20 pixels, at each 5x5 stride-2 stage (timm.layers
+# does not export MaxPool2dSame, so the old combined import always failed).
+from timm.layers.conv2d_same import Conv2dSame
+from timm.layers.pool2d_same import AvgPool2dSame, MaxPool2dSame
+
+_SAME_PADDING = (Conv2dSame, MaxPool2dSame, AvgPool2dSame)
 
 
 @dataclass(frozen=True)
@@ -31,14 +34,20 @@ class LayerInfo:
     receptive_field: int  # input pixels seen by one cell (one side of the square)
     offset: float         # input coordinate of the centre of cell 0
     size: tuple[int, int]  # output height and width at the model's input size
+    # [first, last + 1) of the input pixels that some cell of this layer sees at the model's input
+    # size: an unpadded strided window can leave the last pixels unread, and zero padding added
+    # by a later layer does not bring them back, so a box is clipped to this span, not the image.
+    reach: tuple[int, int] | None = None
 
     def box(self, row: int, col: int, image_size: int) -> tuple[int, int, int, int]:
         """(x0, y0, x1, y1) of cell (row, col)'s receptive field, clipped to the image."""
         half = (self.receptive_field - 1) / 2
+        lo, hi = self.reach or (0, image_size)
 
         def span(i: int) -> tuple[int, int]:
             centre = self.offset + i * self.stride
-            return max(0, math.floor(centre - half)), min(image_size, math.ceil(centre + half + 1))
+            return (max(0, lo, math.floor(centre - half)),
+                    min(image_size, hi, math.ceil(centre + half + 1)))
 
         (x0, x1), (y0, y1) = span(col), span(row)
         return x0, y0, x1, y1
@@ -49,6 +58,8 @@ class _Geometry:
     rf: float
     jump: float
     start: float
+    lo: float = 0.0             # the input pixels [lo, hi) that some cell sees
+    hi: float = math.inf
 
 
 def _pair(v) -> int:
@@ -67,7 +78,9 @@ def _window_geometry(module: nn.Module, g: _Geometry, n_in: int, n_out: int) -> 
         pad_left = 0
     else:
         pad_left = _pair(padding)
-    return _Geometry(g.rf + (k_eff - 1) * g.jump, g.jump * s, g.start + ((k_eff - 1) / 2 - pad_left) * g.jump)
+    rf, jump, start = g.rf + (k_eff - 1) * g.jump, g.jump * s, g.start + ((k_eff - 1) / 2 - pad_left) * g.jump
+    half = (rf - 1) / 2  # the first and the last cell bound what the layer sees; padding sees nothing
+    return _Geometry(rf, jump, start, max(g.lo, start - half), min(g.hi, start + (n_out - 1) * jump + half + 1))
 
 
 _WINDOWED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
@@ -111,13 +124,14 @@ def measure(net: nn.Module, input_size: int, catalogue: list[tuple[str, str]],
             record(output, g)
             if name in wanted and g is not None:
                 found[name] = LayerInfo(name, wanted[name], int(output.shape[1]), round(g.jump),
-                                        round(g.rf), g.start, (int(output.shape[2]), int(output.shape[3])))
+                                        round(g.rf), g.start, (int(output.shape[2]), int(output.shape[3])),
+                                        (math.floor(g.lo), math.ceil(g.hi)))
         return run
 
     handles = [m.register_forward_hook(hook(n, m)) for n, m in net.named_modules() if n]
     try:
         x = torch.zeros(1, in_channels, input_size, input_size, device=device)
-        record(x, _Geometry(1.0, 1.0, 0.0))
+        record(x, _Geometry(1.0, 1.0, 0.0, 0.0, float(input_size)))
         with torch.no_grad():
             net(x)
     finally:

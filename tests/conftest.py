@@ -1,0 +1,58 @@
+"""Shared fixtures of the engine's tests: the default network, the sample cat, an offline torch cache."""
+from __future__ import annotations
+
+import urllib.error
+
+import pytest
+import torch
+
+import vislib
+from vislib import models
+from vislib.images import sample_images
+
+
+@pytest.fixture(scope="session")
+def lite0() -> vislib.Model:
+    """The default network with its real weights (shared: never change it in a test)."""
+    return vislib.load_model()
+
+
+@pytest.fixture(scope="session")
+def cat():
+    """skimage's Chelsea, a tabby cat."""
+    return sample_images()["chelsea (cat)"]()
+
+
+@pytest.fixture
+def torch_home(tmp_path, monkeypatch):
+    """An empty TORCH_HOME with no network: returns the folder torchvision's weights go to."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(models, "_can_reach", lambda host: False)
+
+    def no_download(url, *args, **kwargs):
+        raise urllib.error.URLError("no network in tests")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
+    folder = tmp_path / "torch" / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    assert torch.hub.get_dir() == str(tmp_path / "torch" / "hub")  # read from the environment at call time
+    return folder
+
+
+@pytest.fixture
+def random_model():
+    """A factory: a zoo architecture as a Model with random weights, without loading any file."""
+    def make(arch: str, num_classes: int = 1000) -> vislib.Model:
+        fam = models.family(arch)
+        torch.manual_seed(0)
+        labels = [f"class {i}" for i in range(num_classes)]
+        return models._finish(fam.build(num_classes), arch, arch, fam, labels, "cpu")
+    return make
+
+
+@pytest.fixture
+def flush_denormals():
+    """Randomly initialised EfficientNet-Lites fade into denormal floats, which are 20x slower on a CPU."""
+    torch.set_flush_denormal(True)
+    yield
+    torch.set_flush_denormal(False)
