@@ -146,9 +146,13 @@ _LITE_PACKAGES = {  # our name -> (timm architecture, pip package, module, file-
 }
 TORCHVISION_MODELS = tuple(_TORCHVISION_SHAPES)
 DEFAULT_MODEL = "efficientnet_lite0"
+FASHION_MODEL = "fashion_cnn"  # vislib/fashion.py
 
 
 def family(arch: str) -> Family:
+    if arch == FASHION_MODEL:
+        from .fashion import zoo_family
+        return zoo_family()
     if arch in _LITE_PACKAGES:
         return _timm_family(_LITE_PACKAGES[arch][0])
     if arch in _TORCHVISION_SHAPES:
@@ -157,7 +161,7 @@ def family(arch: str) -> Family:
 
 
 def architectures() -> list[str]:
-    return [*_LITE_PACKAGES, *TORCHVISION_MODELS]
+    return [*_LITE_PACKAGES, *TORCHVISION_MODELS, FASHION_MODEL]
 
 
 def list_models() -> list[str]:
@@ -195,6 +199,9 @@ def _can_reach(host: str) -> bool:
 
 def availability(name: str) -> Availability:
     """Whether `name` can be loaded now, for the model picker."""
+    if name == FASHION_MODEL:
+        from .fashion import availability as fashion_availability
+        return fashion_availability()
     if name in _LITE_PACKAGES:
         try:
             ok = os.path.exists(_lite_weights_file(name))
@@ -333,8 +340,17 @@ def _load_torchvision(name: str, device) -> Model:
     weights = torchvision.models.get_model_weights(name).DEFAULT
     file, folder = _torchvision_file(name)
     try:
-        net = torchvision.models.get_model(name, weights=weights, progress=False)
-    except (OSError, RuntimeError, EOFError, ValueError) as err:  # URLError is an OSError
+        # Not get_model(weights=...): torchvision's builders unpickle the cached file in full, and
+        # that file may be one a person put there by hand (the message below asks them to).
+        state = torch.hub.load_state_dict_from_url(weights.url, progress=False, check_hash=True, weights_only=True)
+        # What torchvision's builders do with weights: skip the random init, and GoogLeNet's weights
+        # expect its input re-normalised and carry auxiliary classifiers the app does not use.
+        extra = {"init_weights": False} if name in ("googlenet", "vgg16", "vgg19") else {}
+        if name == "googlenet":
+            extra.update(aux_logits=False, transform_input=True)
+        net = torchvision.models.get_model(name, weights=None, **extra)
+        net.load_state_dict({k: v for k, v in state.items() if not k.startswith(("aux1.", "aux2."))})
+    except Exception as err:  # URLError is an OSError; the restricted unpickler raises many kinds on garbage
         cached = os.path.exists(os.path.join(folder, file))
         why = "is damaged" if cached else "is not on this machine and could not be downloaded"
         raise ModelError(f"The weight file {file} for {name} {why}: put a good copy of it into {folder}.") from err
@@ -374,6 +390,9 @@ def _compare(expected: dict, given: dict) -> tuple[list[str], list[str]]:
 
 def load_model(name: str = DEFAULT_MODEL, device=None, arch: str | None = None, labels=None) -> Model:
     """Load a network of the zoo by name, or a checkpoint file (with `arch=` and optional `labels=`)."""
+    if name == FASHION_MODEL:  # the classroom network, weights in assets/
+        from .fashion import zoo_model
+        return zoo_model(device)
     if name in _LITE_PACKAGES:
         return _load_lite(name, device)
     if name in _TORCHVISION_SHAPES:

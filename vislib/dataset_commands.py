@@ -1,0 +1,112 @@
+"""The command-line side of collections: `train-fashion` and `patches` (each an entry of cli.COMMANDS)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .cli import OK, CommandError, _positive
+
+
+# ---------------------------------------------------------------- train-fashion
+
+def train_args(p: argparse.ArgumentParser) -> None:
+    from .fashion import WEIGHTS
+    p.add_argument("--epochs", type=_positive, default=6, help="passes over the 60,000 training pictures (default: 6)")
+    p.add_argument("--seed", type=int, default=0, help="fixes the initial weights and the batch order (default: 0)")
+    p.add_argument("--threads", type=_positive, default=2, help="CPU threads (default: 2)")
+    p.add_argument("--out", type=Path, default=WEIGHTS, help="the .safetensors file to write; its accuracy goes "
+                   "beside it as .json (default: %(default)s)")
+
+
+def train_run(args: argparse.Namespace) -> int:
+    import torch
+    from . import fashion
+    torch.set_num_threads(args.threads)
+
+    def progress(step, total, **info):
+        print(f"step {step}/{total}  epoch {info['epoch']}  loss {info['loss']:.3f}", file=sys.stderr, flush=True)
+
+    net, report = fashion.train(epochs=args.epochs, seed=args.seed, progress=progress)
+    fashion.save(net, report, args.out)
+    print(f"test accuracy {report['test_accuracy']:.4f} after {report['seconds']:.0f} s; wrote {args.out}")
+    return OK
+
+
+# ---------------------------------------------------------------- patches
+
+def patches_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="efficientnet_lite0", help="a model of the zoo (default: %(default)s)")
+    p.add_argument("--layer", help="a layer name (see the Activation maps page), e.g. blocks.3.0")
+    p.add_argument("--collection", metavar="SRC", help="a folder, a .zip, samples or fashion-mnist")
+    p.add_argument("--k", type=_positive, default=9, help="patches kept per channel (default: 9)")
+    p.add_argument("--shard", type=_shard, metavar="I/N", help="only the I-th of N equal parts (I from 1 to N)")
+    p.add_argument("--batch-size", type=_positive, default=64, metavar="N")
+    p.add_argument("--out", type=Path, help="write the state (every channel's top k) to this .npz")
+    p.add_argument("--merge", nargs="+", type=Path, metavar="STATE", help="merge shard states into --out")
+    p.add_argument("--state", type=Path, help="render from this saved state instead of computing one")
+    p.add_argument("--channel", type=int, action="append", help="render this channel's patches (repeatable)")
+    p.add_argument("--png", type=Path, metavar="DIR", help="folder for the rendered patches (with --channel)")
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected I/N such as 1/4, got {text!r}") from None
+    if not 1 <= i <= n:
+        raise argparse.ArgumentTypeError(f"I must be between 1 and N in I/N, got {text!r}")
+    return i, n
+
+
+def patches_run(args: argparse.Namespace) -> int:
+    from .patches import load_states
+    if args.merge:
+        if not args.out:
+            raise CommandError("--merge needs --out, the file to write the merged state to.")
+        merged = load_states(args.merge)
+        merged.save(args.out)
+        print(f"merged {len(args.merge)} states ({merged.images_seen} pictures) into {args.out}")
+        return OK
+    if not args.collection:
+        raise CommandError("Give --collection (a folder, a .zip, samples or fashion-mnist).")
+    if not args.out and not args.channel:
+        raise CommandError("Give --out to save the state, or --channel and --png to render patches.")
+    from .datasets import open_collection
+    from .models import load_model
+    from .patches import TopState, cached_state, patches, shard_indices, top_state
+    collection = open_collection(args.collection)
+    model = load_model(args.model)
+    state = TopState.load(args.state) if args.state else None
+    layer = state.layer if state else args.layer
+    names = [info.name for info in model.layers()]
+    if layer not in names:
+        raise CommandError(f"{model.name} has no layer {layer!r}; choose one of: {', '.join(names)}.")
+    if state is None:
+        def progress(done, total):
+            print(f"{done}/{total} pictures", file=sys.stderr, flush=True)
+        if args.shard:
+            indices = shard_indices(len(collection), *args.shard)
+            state = top_state(model, layer, collection, args.k, indices, args.batch_size, progress)
+        elif args.out:
+            state = top_state(model, layer, collection, args.k, None, args.batch_size, progress)
+        else:
+            state = cached_state(model, layer, collection, args.k, progress)
+    if args.out:
+        state.save(args.out)
+        print(f"wrote the top {state.k} of {state.channels} channels over {state.images_seen} pictures to {args.out}")
+    for channel in args.channel or []:
+        if not args.png:
+            raise CommandError("--channel needs --png, the folder to write the patches to.")
+        _render(patches(state, model, collection, channel), args.png, f"{layer}-ch{channel}")
+    return OK
+
+
+def _render(found, folder: Path, stem: str) -> None:
+    from . import render
+    folder.mkdir(parents=True, exist_ok=True)
+    for rank, patch in enumerate(found, 1):
+        patch.image.save(folder / f"{stem}-{rank}-img{patch.index}-{patch.activation:.3f}.png")
+    sheet = render.grid([render.enlarge(p.image, 96).resize((96, 96)) for p in found], cols=min(len(found), 9))
+    sheet.save(folder / f"{stem}.png")
+    print(f"wrote {len(found)} patches and {stem}.png to {folder}")

@@ -1,0 +1,203 @@
+"""Maximally activating patches: for each channel of a layer, the image regions that excite it most.
+
+ONE pass over the collection keeps, for EVERY channel at once, its k strongest (image, cell)
+pairs: each batch's map [B,C,H,W] is reduced on the device to its top k per channel and merged
+with the running top k, so memory stays k values per channel however large the collection.
+Ties are broken by position (earlier image, then earlier cell), which makes the top k a
+function of the set of candidates alone: states computed on shards of a collection merge into
+exactly the single-pass state, in any order and grouping. A patch is the cell's receptive field
+(LayerInfo.box) cut from the preprocessed picture.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .datasets import Collection, cache_dir
+from .features import Progress, fingerprint, layer_output, prefetched
+from .models import Model
+
+_NONE = np.iinfo(np.int64).max  # the position of an empty slot: sorts after every real one
+
+
+@dataclass(frozen=True)
+class Patch:
+    index: int                           # position in the collection
+    box: tuple[int, int, int, int]       # (x0, y0, x1, y1) in the preprocessed input's pixels
+    activation: float
+    image: Image.Image                   # the crop
+    cell: tuple[int, int]                # (row, col) in the layer's map
+
+
+@dataclass
+class TopState:
+    """Per channel, the k strongest cells seen: values [C,k] (highest first) and positions [C,k].
+
+    A position is image index * cells + cell (cells = H*W of the layer's map); empty slots hold
+    -inf and _NONE. `model` is the network's fingerprint, `collection` the collection's key.
+    """
+    model: str
+    layer: str
+    collection: str
+    k: int
+    map_size: tuple[int, int]
+    values: np.ndarray
+    positions: np.ndarray
+    images_seen: int = 0
+    shards: list[str] = field(default_factory=list)
+
+    @property
+    def channels(self) -> int:
+        return self.values.shape[0]
+
+    def merge(self, other: "TopState") -> "TopState":
+        mine = (self.model, self.layer, self.collection, self.k, tuple(self.map_size))
+        theirs = (other.model, other.layer, other.collection, other.k, tuple(other.map_size))
+        if mine != theirs:
+            raise ValueError("These patch states do not belong together (different network, layer, "
+                             "collection or k); merge only shards of one run.")
+        values, positions = _best(torch.from_numpy(np.concatenate([self.values, other.values], 1)),
+                                  torch.from_numpy(np.concatenate([self.positions, other.positions], 1)), self.k)
+        return TopState(self.model, self.layer, self.collection, self.k, tuple(self.map_size), values.numpy(),
+                        positions.numpy(), self.images_seen + other.images_seen, sorted(self.shards + other.shards))
+
+    def save(self, path) -> None:
+        np.savez(path, values=self.values, positions=self.positions, k=self.k, map_size=np.asarray(self.map_size),
+                 images_seen=self.images_seen, meta=np.asarray([self.model, self.layer, self.collection]),
+                 shards=np.asarray(self.shards, dtype=str))
+
+    @classmethod
+    def load(cls, path) -> "TopState":
+        if not Path(path).is_file():
+            raise ValueError(f"There is no patch state file named {path}.")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                model, layer, collection = (str(s) for s in z["meta"])
+                return cls(model, layer, collection, int(z["k"]), tuple(int(v) for v in z["map_size"]),
+                           z["values"], z["positions"], int(z["images_seen"]), [str(s) for s in z["shards"]])
+        except (OSError, KeyError, ValueError) as err:
+            raise ValueError(f"{path} is not a patch state saved by `python -m vislib patches`.") from err
+
+
+def _best(values: torch.Tensor, positions: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k best of each row by (value descending, position ascending): two stable sorts."""
+    positions, order = positions.sort(dim=1, stable=True)
+    values = values.gather(1, order)
+    values, order = values.sort(dim=1, descending=True, stable=True)
+    return values[:, :k], positions.gather(1, order)[:, :k]
+
+
+def _batch_top(maps: torch.Tensor, first: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k best cells per channel of a batch [B,C,H,W] whose images sit at positions `first` [B].
+
+    topk alone picks arbitrarily among values tied with the k-th; those ties (dead channels are
+    all zeros) are settled here by position, so that the result does not depend on batching.
+    """
+    b, c, h, w = maps.shape
+    x = maps.permute(1, 0, 2, 3).reshape(c, b * h * w)          # position order: image, then cell
+    pos = (first.to(x.device)[:, None] * (h * w) + torch.arange(h * w, device=x.device)).reshape(-1)
+    kk = min(k, x.shape[1])
+    threshold = x.topk(kk, dim=1).values[:, -1:]
+    above = x > threshold
+    tied = x == threshold
+    need = kk - above.sum(1, keepdim=True)
+    chosen = above | (tied & (tied.cumsum(1) <= need))          # exactly kk per channel
+    cols = chosen.nonzero()[:, 1].reshape(c, kk)                 # row-major: positions ascending
+    values, positions = _best(x.gather(1, cols), pos[cols], kk)
+    if kk < k:  # fewer cells than k in this batch: pad with empty slots
+        values = torch.cat([values, values.new_full((c, k - kk), -torch.inf)], 1)
+        positions = torch.cat([positions, positions.new_full((c, k - kk), _NONE)], 1)
+    return values.float().cpu(), positions.cpu()
+
+
+def shard_indices(n: int, shard: int, shards: int) -> range:
+    """The contiguous part `shard` (1 to `shards`) of positions 0..n-1."""
+    if not 1 <= shard <= shards:
+        raise ValueError(f"A shard is I/N with I from 1 to N; got {shard}/{shards}.")
+    return range((shard - 1) * n // shards, shard * n // shards)
+
+
+def top_state(model: Model, layer: str, collection: Collection, k: int = 9, indices=None,
+              batch_size: int = 64, progress: Progress = None) -> TopState:
+    """One pass over the collection (or the positions `indices` of it): the top k of every channel."""
+    info = model.layer(layer)
+    c, (h, w) = info.channels, info.size
+    values = torch.full((c, k), -torch.inf)
+    positions = torch.full((c, k), _NONE, dtype=torch.int64)
+    positions_all = range(len(collection)) if indices is None else indices
+    done = 0
+    for chunk, xs in prefetched(collection, model.preprocess, batch_size, positions_all):
+        first = torch.tensor(chunk, dtype=torch.int64)
+        bv, bp = layer_output(model, torch.stack(xs), layer, lambda t: _batch_top(t, first, k))
+        values, positions = _best(torch.cat([values, bv], 1), torch.cat([positions, bp], 1), k)
+        done += len(chunk)
+        if progress:
+            progress(done, len(positions_all))
+    shard = f"{min(positions_all)}-{max(positions_all)}" if len(positions_all) else "empty"
+    return TopState(fingerprint(model), layer, collection.key, k, (h, w), values.numpy(), positions.numpy(),
+                    len(positions_all), [shard])
+
+
+def _cache_path(model: Model, layer: str, collection: Collection, k: int) -> Path:
+    return cache_dir("patches") / f"{model.name}-{layer}-k{k}-{fingerprint(model)}-{collection.key}.npz".replace("/", "_")
+
+
+def saved_state(model: Model, layer: str, collection: Collection, k: int = 9) -> TopState | None:
+    """The state cached_state saved earlier, or None (a damaged file counts as none)."""
+    path = _cache_path(model, layer, collection, k)
+    try:
+        return TopState.load(path) if path.exists() else None
+    except ValueError:
+        return None
+
+
+def cached_state(model: Model, layer: str, collection: Collection, k: int = 9, progress: Progress = None) -> TopState:
+    """top_state over the whole collection, kept on disk (one file for every channel of the layer)."""
+    found = saved_state(model, layer, collection, k)
+    if found is not None:
+        return found
+    path = _cache_path(model, layer, collection, k)
+    state = top_state(model, layer, collection, k, progress=progress)
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+    state.save(tmp)
+    os.replace(tmp, path)
+    return state
+
+
+def patches(state: TopState, model: Model, collection: Collection, channel: int, k: int | None = None) -> list[Patch]:
+    """The top patches of one channel of a state, highest first, cut from the preprocessed pictures."""
+    if not 0 <= channel < state.channels:
+        raise ValueError(f"Layer {state.layer} has channels 0 to {state.channels - 1}; there is no channel {channel}.")
+    info = model.layer(state.layer)
+    cells = state.map_size[0] * state.map_size[1]
+    out = []
+    for value, position in zip(state.values[channel][:k], state.positions[channel][:k]):
+        if position == _NONE:
+            break
+        index, cell = divmod(int(position), cells)
+        row, col = divmod(cell, state.map_size[1])
+        box = info.box(row, col, model.input_size)
+        seen = model.to_image(model.preprocess(collection[index][0]))
+        out.append(Patch(index, box, float(value), seen.crop(box), (row, col)))
+    return out
+
+
+def top_patches(model: Model, layer: str, channel: int, collection: Collection, k: int = 9) -> list[Patch]:
+    """The k patches of the collection that excite `channel` of `layer` most, highest first."""
+    return patches(cached_state(model, layer, collection, k), model, collection, channel)
+
+
+def load_states(paths: list) -> TopState:
+    """Merge saved shard states into one."""
+    if not paths:
+        raise ValueError("Give at least one state file to merge.")
+    states = [TopState.load(Path(p)) for p in paths]
+    merged = states[0]
+    for s in states[1:]:
+        merged = merged.merge(s)
+    return merged
