@@ -1,0 +1,140 @@
+"""The optimisation engine: objective algebra, parameterisations, the loop's promises to a shared network."""
+import pytest
+import torch
+
+from vislib import optimize as O
+
+
+def test_objectives_add_scale_and_negate_like_numbers():
+    a = O.Objective(lambda acts: acts["x"], "a", ["layer.a"])
+    b = O.Objective(lambda acts: acts["y"], "b", ["layer.b", "layer.a"])
+    acts = {"x": torch.tensor(3.0), "y": torch.tensor(5.0)}
+    combined = 2 * a - b
+    assert float(combined(acts)) == 2 * 3 - 5
+    assert float((a + 1)(acts)) == 4 and float((10 - a)(acts)) == 7 and float((-a / 2)(acts)) == -1.5
+    assert combined.layers == ("layer.a", "layer.b")
+    assert "a" in combined.name and "b" in combined.name
+    with pytest.raises(TypeError):
+        a * b
+
+
+def test_text_box_objectives_parse_into_the_layers_they_need():
+    obj = O.parse("blocks.3.0:5 + class:7")
+    assert set(obj.layers) == {"blocks.3.0", O.LOGITS}
+    acts = {"blocks.3.0": torch.arange(2 * 8 * 2 * 2.0).view(2, 8, 2, 2), O.LOGITS: torch.arange(20.0).view(2, 10)}
+    expected = acts["blocks.3.0"][:, 5].mean() + acts[O.LOGITS][:, 7].mean()
+    assert torch.isclose(obj(acts), expected)
+    assert O.parse("bn2").layers == ("bn2",)
+    with pytest.raises(ValueError, match="channel or class number"):
+        O.parse("bn2:x")
+    with pytest.raises(ValueError):
+        O.parse("  ")
+
+
+def test_gram_and_feature_matching_are_zero_at_their_target_and_positive_elsewhere():
+    f = torch.randn(1, 4, 5, 6, generator=torch.Generator().manual_seed(0))
+    g = O.gram(f)
+    assert g.shape == (1, 4, 4)
+    assert torch.allclose(g[0], f[0].reshape(4, 30) @ f[0].reshape(4, 30).T / 30)
+    assert float(O.gram_match("l", g)({"l": f})) == pytest.approx(0, abs=1e-6)
+    assert float(O.gram_match("l", g)({"l": 2 * f})) == pytest.approx(9, rel=1e-5)  # (4g - g)^2 / g^2
+    assert float(O.feature_match("l", f)({"l": 2 * f})) == pytest.approx(1, rel=1e-5)
+
+
+def test_parameterisations_make_valid_reproducible_images():
+    p = O.fourier(32, seed=3)
+    image = p.make_image().detach()
+    assert image.shape == (1, 3, 32, 32) and 0 < float(image.min()) and float(image.max()) < 1
+    assert torch.equal(image, O.fourier(32, seed=3).make_image().detach())
+    assert not torch.equal(image, O.fourier(32, seed=4).make_image().detach())
+    init = torch.full((1, 3, 4, 4), 0.5)
+    q = O.pixels(init=init, low=init - 0.1, high=init + 0.1, quantise=True)
+    with torch.no_grad():
+        q.pixels.add_(0.3)
+    q.constrain()
+    assert torch.allclose(q.pixels, init + 0.1)
+    assert torch.equal(q.make_image() * 255, (q.pixels * 255).round())  # the 8 bits a PNG keeps
+
+
+def test_regularising_image_operations():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 3, 16, 16, generator=gen)
+    clipped = x.clone()
+    O.clip_small_norm(50)(1, clipped, None)
+    grey = (clipped == 0.5).all(1).float().mean()
+    assert 0.45 <= float(grey) <= 0.55
+    smooth = x.clone()
+    O.blur(1.0, every=4)(8, smooth, None)
+    tv = O.total_variation()
+    assert float(tv({O.IMAGE: smooth})) < 0.5 * float(tv({O.IMAGE: x}))
+    untouched = x.clone()
+    O.blur(1.0, every=4)(3, untouched, None)  # not a blurring step
+    assert torch.equal(untouched, x)
+    decayed = x.clone()
+    O.decay(0.5)(1, decayed, None)
+    assert torch.allclose(decayed - 0.5, (x - 0.5) / 2, atol=1e-6)
+
+
+def test_transforms_keep_the_size_and_follow_the_seed():
+    x = torch.rand(1, 3, 20, 20)
+    outs = []
+    for _ in range(2):
+        gen = torch.Generator().manual_seed(1)
+        y = x
+        for t in O.standard_transforms():
+            y = t(y, gen)
+        outs.append(y)
+    assert outs[0].shape == (1, 3, 44, 44)  # padded by 12 on each side
+    assert torch.equal(*outs)
+
+
+def test_stopping_from_the_callback_returns_early_with_an_image(lite0):
+    calls = []
+
+    def progress(step, total, preview=None, **info):
+        calls.append((step, total, preview, info))
+        return step < 3
+    image = O.render(lite0, O.class_logit(1), O.pixels(64), steps=50, progress=progress, preview_every=2)
+    assert [c[0] for c in calls] == [1, 2, 3] and calls[0][1] == 50
+    assert calls[0][2] is None and calls[1][2].size == (64, 64)
+    assert "loss" in calls[0][3]
+    assert image.shape == (1, 3, 64, 64)
+
+
+def test_a_run_leaves_the_shared_network_as_it_was(lite0):
+    before = {k: v.clone() for k, v in lite0.net.state_dict().items()}
+    O.render(lite0, O.channel("blocks.2.0", 3) - 1e-3 * O.l2(), O.fourier(48), O.standard_transforms(), steps=2)
+    with pytest.raises(KeyError):
+        O.render(lite0, O.channel("no.such.layer", 0), O.pixels(32), steps=1)
+    modules = list(lite0.net.modules())
+    assert not any(m._forward_hooks for m in modules)
+    assert not any(m.training for m in modules)
+    assert not any(p.requires_grad for p in lite0.net.parameters())
+    after = lite0.net.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_an_early_layer_objective_does_not_run_the_rest_of_the_network(lite0):
+    seen = []
+    handle = lite0.net.classifier.register_forward_hook(lambda *a: seen.append(1))
+    try:
+        O.render(lite0, O.channel("blocks.1.0", 0), O.pixels(32), steps=2)
+        assert seen == []
+        O.render(lite0, O.channel("blocks.1.0", 0) + O.class_logit(2), O.pixels(32), steps=2)
+        assert len(seen) == 2
+    finally:
+        handle.remove()
+
+
+def test_until_returns_the_image_that_met_the_condition(lite0):
+    steps = []
+    image = O.render(lite0, O.class_logit(1), O.pixels(32), steps=20, until=lambda acts: len(steps) >= 4,
+                     progress=lambda step, *a, **k: steps.append(step))
+    assert steps[-1] == 5 and image.shape == (1, 3, 32, 32)
+
+
+def test_normalized_ascent_moves_by_the_step_over_the_mean_absolute_gradient():
+    p = torch.zeros(4, requires_grad=True)
+    p.grad = torch.tensor([1.0, -3.0, 2.0, 2.0])  # mean |g| = 2
+    O.NormalizedAscent([p], lr=0.1).step()
+    assert torch.allclose(p.detach(), torch.tensor([-0.05, 0.15, -0.1, -0.1]))

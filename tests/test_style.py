@@ -1,0 +1,109 @@
+"""Texture synthesis and style transfer: Gram losses fall, smoothing is the paper's softmax, runs stop on request."""
+import math
+
+import pytest
+import torch
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from vislib import cli, optimize, style, synthesis
+
+
+@pytest.fixture(scope="module")
+def brick():
+    return style.texture_samples()["brick"]()
+
+
+@pytest.fixture(scope="module")
+def mosaic():
+    return style.texture_samples()["mosaic"]()
+
+
+def test_smoothing_is_a_softmax_over_all_channels_and_positions():
+    x = torch.randn(2, 4, 3, 5) * 3
+    s = style.smooth(x, temperature=2.0)
+    assert s.shape == x.shape
+    expected = torch.softmax(x.flatten(1) / 2.0, dim=1).view_as(x) * 60
+    torch.testing.assert_close(s, expected)
+    # Each image on its own: its values sum to their count; ratios are exp of differences over T.
+    torch.testing.assert_close(s.flatten(1).sum(1), torch.full((2,), 60.0))
+    ratio = s[0, 1, 2, 3] / s[0, 3, 0, 0]
+    assert math.isclose(float(ratio), math.exp(float(x[0, 1, 2, 3] - x[0, 3, 0, 0]) / 2.0), rel_tol=1e-4)
+    # Smoothing flattens peaks: a higher temperature gives a lower maximum.
+    assert style.smooth(x, 10.0).max() < style.smooth(x, 1.0).max()
+
+
+def test_temperature_follows_the_spread_of_the_activations():
+    x = torch.randn(1, 8, 16, 16)
+    assert math.isclose(style.temperature(5 * x), 5 * style.temperature(x), rel_tol=1e-5)
+    assert math.isclose(style.temperature(x), style.TEMPERATURE * float(x.std()), rel_tol=1e-5)
+
+
+def test_presets(lite0, random_model):
+    assert style.smoothing_default(lite0) and lite0.arch not in style.VGG
+    names = {info.name for info in lite0.layers()}
+    assert set(style.style_layers(lite0)) <= names and style.content_layer(lite0) in names
+    assert [s[-1] for s in style.deeper_layer_sets(lite0)] == style.style_layers(lite0)
+    vgg = random_model("vgg19")
+    assert style.style_layers(vgg) == ["features.1", "features.6", "features.11", "features.20", "features.29"]
+    assert style.content_layer(vgg) == "features.22" and not style.smoothing_default(vgg)
+    resnet = random_model("resnet18")
+    assert style.style_layers(resnet) == ["relu", "layer1.1", "layer2.1", "layer3.1", "layer4.1"]
+
+
+def test_gram_distance_is_zero_for_the_same_picture(lite0, cat, brick):
+    assert style.gram_distance(lite0, cat, cat, size=64) == pytest.approx(0.0, abs=1e-9)
+    assert style.gram_distance(lite0, cat, brick, size=64) > 0.1
+
+
+def test_texture_lowers_the_gram_loss_20x(lite0, brick):
+    size = 64
+    start = optimize.to_pil(style.noise(size, seed=0))
+    result = synthesis.texture(lite0, brick, size=size, steps=50, seed=0, scales=1)  # one scale: 64 px is small
+    assert result.size == (size, size)
+    before, after = style.gram_loss(lite0, start, brick, size), style.gram_loss(lite0, result, brick, size)
+    assert before / after >= 20, (before, after)
+
+
+def test_style_transfer_lowers_the_gram_loss_from_the_photo(lite0, cat, mosaic):
+    result = synthesis.style_transfer(lite0, cat, mosaic, steps=30, size=64)
+    assert result.size == (round(64 * cat.width / cat.height), 64)
+    before, after = style.gram_loss(lite0, cat, mosaic, 64), style.gram_loss(lite0, result, mosaic, 64)
+    assert before / after >= 5, (before, after)
+
+
+def test_stopping_through_the_callback_returns_an_image_early(lite0, brick):
+    calls = []
+
+    def progress(step, total, preview=None, **info):
+        calls.append((step, total, info.get("loss")))
+        return step < 3
+
+    result = synthesis.texture(lite0, brick, size=48, steps=50, progress=progress, optimizer="adam")
+    assert isinstance(result, Image.Image) and result.size == (48, 48)
+    assert [c[0] for c in calls] == [1, 2, 3] and calls[0][1] == 50 and calls[0][2] > 0
+
+
+def test_cli_writes_a_texture_and_refuses_unknown_layers(tmp_path, capsys):
+    out = tmp_path / "t.png"
+    assert cli.main(["texture", "gravel", "--size", "32", "--steps", "2", "--out", str(out)]) == 0
+    assert Image.open(out).size == (32, 32)
+    assert cli.main(["style", "nothing.png", "mosaic"]) == 2
+    assert "neither a sample" in capsys.readouterr().err
+    assert cli.main(["texture", "brick", "--layers", "blocks.99"]) == 2
+    assert "no layer named blocks.99" in capsys.readouterr().err
+
+
+def test_page_grows_a_texture_and_offers_downloads():
+    at = AppTest.from_file("../app.py", default_timeout=180)
+    at.run()
+    at.switch_page("app_pages/texture_style.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title[0].value == "Texture and style"
+    at.select_slider(key="tex-size").set_value(64)
+    at.slider(key="tex-steps").set_value(10)
+    at.button(key="run:texture-efficientnet_lite0").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert "Download PNG" in labels and "Download GIF of the progress" in labels
+    assert any(c.startswith("Texture (10 of 10 steps") for image in at.get("image") for c in image.captions)

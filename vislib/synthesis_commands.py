@@ -1,0 +1,135 @@
+"""The command-line side of class images, fooling, DeepDream and inversion (entries of cli.COMMANDS)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .cli import OK, CommandError, _positive
+
+
+def _common(p: argparse.ArgumentParser, out: str, steps: int | None = 200) -> None:
+    p.add_argument("--model", default="efficientnet_lite0", help="a model of the zoo (default: %(default)s)")
+    if steps is not None:
+        p.add_argument("--steps", type=_positive, default=steps, help="optimisation steps (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    p.add_argument("--out", type=Path, default=Path(out), help="the PNG to write (default: %(default)s)")
+
+
+def _model(args):
+    """The network, once the output's folder is known to exist (so a long run is not wasted)."""
+    from .models import load_model
+    if not args.out.parent.exists():
+        raise CommandError(f"The folder {args.out.parent} does not exist.")
+    return load_model(args.model)
+
+
+def _picture(path: str):
+    from .images import load_image
+    if not Path(path).exists():
+        raise CommandError(f"There is no file named {path}.")
+    return load_image(path)
+
+
+def _class(model, text: str) -> int:
+    """A class index, or a class name of the network's labels."""
+    if text.isdigit() and int(text) < len(model.labels):
+        return int(text)
+    names = [label.lower() for label in model.labels]
+    if text.lower() in names:
+        return names.index(text.lower())
+    raise CommandError(f"{text!r} is neither a class number (0 to {len(names) - 1}) nor a class name of {model.name}.")
+
+
+def _layer(model, text: str) -> str:
+    name = text.partition(":")[0]
+    known = [info.name for info in model.layers()]
+    if name not in known:
+        raise CommandError(f"{model.name} has no layer {name!r}; its layers are: {', '.join(known)}.")
+    return text
+
+
+def _save(image, out: Path) -> int:
+    image.save(out, format="PNG")
+    print(out)
+    return OK
+
+
+def _printer(args):
+    return lambda step, total, preview=None, **info: print(
+        f"\rstep {step}/{total}" + (f"  loss {info['loss']:.4g}" if "loss" in info else ""), end="", file=sys.stderr)
+
+
+def classvis_args(p: argparse.ArgumentParser) -> None:
+    from .synthesis import DEFAULT_PRESET, PRESETS
+    p.add_argument("target", help="the class: its number or its name (e.g. 1 or goldfish)")
+    p.add_argument("--preset", choices=list(PRESETS), default=DEFAULT_PRESET, help="(default: %(default)s)")
+    p.add_argument("--size", type=_positive, help="image size in pixels (default: the network's input size)")
+    _common(p, "class.png")
+
+
+def classvis_run(args) -> int:
+    from .synthesis import class_visualization
+    model = _model(args)
+    image = class_visualization(model, _class(model, args.target), steps=args.steps, seed=args.seed,
+                               preset=args.preset, size=args.size, progress=_printer(args))
+    print(file=sys.stderr)
+    return _save(image, args.out)
+
+
+def fool_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("image", help="the picture to change")
+    p.add_argument("target", help="the class it should be taken for: number or name (e.g. 9 or ostrich)")
+    p.add_argument("--eps", type=float, default=4.0, help="largest change per pixel in grey levels of 255 (default: 4)")
+    p.add_argument("--max-steps", type=_positive, default=100, help="(default: 100)")
+    _common(p, "fooled.png", steps=None)
+
+
+def fool_run(args) -> int:
+    from .synthesis import fooling_image
+    model = _model(args)
+    picture = _picture(args.image)
+    image, info = fooling_image(model, picture, _class(model, args.target), eps=args.eps / 255,
+                                max_steps=args.max_steps, seed=args.seed, progress=_printer(args))
+    print(file=sys.stderr)
+    names = model.labels
+    print(f"{'fooled' if info['fooled'] else 'NOT fooled'} after {info['steps']} steps, largest change "
+          f"{info['linf'] * 255:.0f}/255: {names[info['target']]} {info['target_before']:.3f} -> {info['target_after']:.3f}, "
+          f"{names[info['original_class']]} {info['original_before']:.3f} -> {info['original_after']:.3f}")
+    return _save(image, args.out)
+
+
+def dream_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("image", help="the picture to dream on")
+    p.add_argument("layer", help="a layer name (see the Activation maps page), or layer:channel")
+    p.add_argument("--octaves", type=_positive, default=4, help="(default: 4)")
+    p.add_argument("--steps-per-octave", type=_positive, default=10, help="(default: 10)")
+    p.add_argument("--size", type=_positive, default=512, help="longer side at most this (default: 512)")
+    _common(p, "dream.png", steps=None)
+
+
+def dream_run(args) -> int:
+    from .synthesis import deepdream
+    model = _model(args)
+    picture = _picture(args.image)
+    image = deepdream(model, picture, _layer(model, args.layer), octaves=args.octaves,
+                      steps_per_octave=args.steps_per_octave, seed=args.seed, size=args.size, progress=_printer(args))
+    print(file=sys.stderr)
+    return _save(image, args.out)
+
+
+def invert_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("image", help="the picture to reconstruct")
+    p.add_argument("layer", help="the layer whose features are matched")
+    p.add_argument("--tv", type=float, default=5e-4, help="total-variation weight (default: 5e-4)")
+    _common(p, "inversion.png")
+
+
+def invert_run(args) -> int:
+    from .synthesis import invert
+    model = _model(args)
+    picture = _picture(args.image)
+    image = invert(model, picture, _layer(model, args.layer), steps=args.steps, seed=args.seed, tv=args.tv,
+                   progress=_printer(args))
+    print(file=sys.stderr)
+    return _save(image, args.out)
