@@ -10,11 +10,30 @@ from ui import sidebar
 
 st.set_page_config(page_title="Seeing what a CNN has learned", layout="wide")
 
-PAGES = [
-    st.Page("app_pages/predict.py", title="Predict", default=True),
-    st.Page("app_pages/filters.py", title="First-layer filters"),
-    st.Page("app_pages/activations.py", title="Activation maps"),
-]
+# In the lecture's order: look inside, ask which pixels mattered, look across a dataset, then
+# make pictures by gradient ascent.
+PAGES = {
+    "Inside the network": [
+        st.Page("app_pages/predict.py", title="Predict", default=True),
+        st.Page("app_pages/filters.py", title="First-layer filters"),
+        st.Page("app_pages/activations.py", title="Activation maps"),
+    ],
+    "Which pixels mattered": [
+        st.Page("app_pages/attribution.py", title="Attribution"),
+    ],
+    "Across a dataset": [
+        st.Page("app_pages/neighbours.py", title="Nearest neighbours"),
+        st.Page("app_pages/feature_map.py", title="Feature map"),
+        st.Page("app_pages/patches.py", title="Maximally activating patches"),
+    ],
+    "Making pictures": [
+        st.Page("app_pages/class_images.py", title="Class images"),
+        st.Page("app_pages/fooling.py", title="Fooling"),
+        st.Page("app_pages/deepdream.py", title="DeepDream"),
+        st.Page("app_pages/inversion.py", title="Inversion"),
+        st.Page("app_pages/texture_style.py", title="Texture and style"),
+    ],
+}
 
 page = st.navigation(PAGES)
 sidebar.show()

@@ -1,0 +1,104 @@
+"""Pointing game: two ImageNet samples side by side on a grey canvas; for each object's own class,
+does the map's maximum fall on that object? Ours and Captum's Grad-CAM and occlusion, in one process.
+
+    python bench/pointing_game.py [--placements 20] [--seed 0] [--window 32 --stride 16]
+
+Pairs are drawn (fixed seed) from samples that efficientnet_lite0 classifies correctly on their own.
+A placement is a hit for a method when both objects' maps peak on their own object (goal: Grad-CAM
+and occlusion at least 18 of 20). Skips cleanly when ../shared/data is absent.
+"""
+import argparse
+import random
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
+
+import torch.nn.functional as F  # noqa: E402
+from captum.attr import LayerGradCam, Occlusion  # noqa: E402
+from PIL import Image  # noqa: E402
+from torchvision.transforms import functional as TF  # noqa: E402
+
+from vislib import attribution, load_image, load_model  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SIZE = 224
+
+
+def canvas(left: Image.Image, right: Image.Image):
+    """Each picture squeezed to half the width, side by side on grey; their boxes (x0, y0, x1, y1)."""
+    out = Image.new("RGB", (SIZE, SIZE), (128, 128, 128))
+    half, top = SIZE // 2, SIZE // 4
+    for i, image in enumerate((left, right)):
+        out.paste(image.resize((half, half)), (i * half, top))
+    return out, [(0, top, half, top + half), (half, top, SIZE, top + half)]
+
+
+def correct_samples(model, files, want: int, rng) -> list[tuple[Path, int]]:
+    wnids = (DATA / "imagenet-wnids.txt").read_text().split()
+    files = rng.sample(files, len(files))
+    picked = []
+    for f in files:
+        cls = wnids.index(f.name.split("_")[0])
+        if model.top_k(load_image(f), 1)[0][0] == cls:
+            picked.append((f, cls))
+            if len(picked) == want:
+                break
+    return picked
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--placements", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--window", type=int, default=32, help="occlusion window (default: 32)")
+    parser.add_argument("--stride", type=int, default=16, help="occlusion stride (default: 16)")
+    parser.add_argument("--device", default=None)
+    args = parser.parse_args()
+    if not (DATA / "imagenet-samples").is_dir():
+        print(f"skipped: {DATA} is not here (the ImageNet samples live outside the repository)")
+        return 0
+    model = load_model("efficientnet_lite0", device=args.device)
+    rng = random.Random(args.seed)
+    samples = correct_samples(model, sorted((DATA / "imagenet-samples").iterdir()), 2 * args.placements, rng)
+    layer = dict(model.net.named_modules())[attribution.gradcam_layer(model)]
+    occ = {"window": args.window, "stride": args.stride}
+
+    def captum_gradcam(x, t):
+        cam = LayerGradCam(model.net, layer).attribute(x, target=t, relu_attributions=True)
+        return F.interpolate(cam, size=x.shape[2:], mode="bilinear")[0, 0]
+
+    def captum_occlusion(x, t):
+        fill = x.mean((2, 3), keepdim=True)
+        return Occlusion(model.net).attribute(x, target=t, sliding_window_shapes=(3, args.window, args.window),
+                                              strides=(3, args.stride, args.stride), baselines=fill,
+                                              perturbations_per_eval=16)[0].mean(0)
+
+    methods = {m: (lambda x, t, m=m: attribution.attribute(model, x, m, t, **(occ if m == "occlusion" else {})))
+               for m in attribution.METHODS}
+    methods.update({"captum_gradcam": captum_gradcam, "captum_occlusion": captum_occlusion})
+    both = {m: 0 for m in methods}
+    single = {m: 0 for m in methods}
+    for p in range(args.placements):
+        (fa, ca), (fb, cb) = samples[2 * p], samples[2 * p + 1]
+        image, boxes = canvas(load_image(fa), load_image(fb))
+        x = TF.normalize(TF.to_tensor(image), model.mean, model.std)[None].to(model.device)
+        for name, fn in methods.items():
+            hits = 0
+            for cls, (x0, y0, x1, y1) in zip((ca, cb), boxes):
+                amap = fn(x, cls).detach().float().cpu()
+                row, col = divmod(int(amap.argmax()), amap.shape[1])
+                hits += x0 <= col < x1 and y0 <= row < y1
+            single[name] += hits
+            both[name] += hits == 2
+        print(f"placement {p + 1}: {fa.name} + {fb.name}; so far " +
+              ", ".join(f"{m} {both[m]}" for m in methods), flush=True)
+    print(f"pointing game, {args.placements} placements (seed {args.seed}), occlusion window {args.window} "
+          f"stride {args.stride}; hits = both objects found (and objects found of {2 * args.placements})")
+    for name in methods:
+        print(f"{name:22s} {both[name]:2d}/{args.placements}  ({single[name]}/{2 * args.placements} objects)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""The Attribution page in Debian's Chromium: upload a photo, see the matrix of methods."""
+from playwright.sync_api import expect
+
+from vislib import attribution
+from vislib.images import sample_images
+
+
+def test_upload_a_photo_and_see_every_method_explain_it(page, tmp_path):
+    expect(page.get_by_text("What the network sees")).to_be_visible()
+    photo = tmp_path / "my coffee.png"
+    sample_images()["coffee"]().save(photo)
+    page.get_by_test_id("stFileUploader").filter(has_text="Your image").locator("input[type=file]").set_input_files(
+        str(photo))
+    page.get_by_role("link", name="Attribution").click()
+    expect(page.get_by_role("heading", name="Attribution")).to_be_visible()
+    for method in attribution.METHODS.values():
+        expect(page.get_by_text(method.label, exact=True).first).to_be_visible()
+    # the upload is explained (its top class is the default), each gradient method as one panel
+    expect(page.get_by_text("The faster the probability of espresso falls")).to_be_visible()
+    panels = page.get_by_test_id("stImage").filter(has_text="range ")
+    expect(panels).to_have_count(6, timeout=120_000)
+    expect(page.get_by_role("button", name="Run occlusion")).to_be_visible()
+    assert page.get_by_test_id("stException").count() == 0

@@ -1,0 +1,291 @@
+"""Attribution maps: every method on every network, equal to Captum where Captum has the method,
+the shared network left exactly as found, and Grad-CAM finding each of two objects."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from captum.attr import GuidedBackprop, IntegratedGradients, LayerGradCam, Saliency
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+from torchvision.transforms import functional as TF
+
+import vislib
+from vislib import attribution, models
+from vislib.images import sample_images
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+LITES = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
+LIGHT = {"smoothgrad": {"samples": 2}, "integrated_gradients": {"steps": 4, "batch_size": 4}}  # few passes: fast
+
+
+def _random(arch: str) -> vislib.Model:
+    fam = models.family(arch)
+    torch.manual_seed(0)
+    return models._finish(fam.build(1000 if arch != "fashion_cnn" else 10), arch, arch, fam,
+                          [f"class {i}" for i in range(1000)], "cpu")
+
+
+def snapshot(model: vislib.Model):
+    """What must not change: weights, every in-place flag, and hooks (none left behind)."""
+    state = {k: v.clone() for k, v in model.net.state_dict().items()}
+    flags = {n: m.inplace for n, m in model.net.named_modules() if hasattr(m, "inplace")}
+    return state, flags
+
+
+def assert_unchanged(model: vislib.Model, before) -> None:
+    state, flags = before
+    after = model.net.state_dict()
+    assert state.keys() == after.keys() and all(torch.equal(state[k], after[k]) for k in state)
+    assert flags == {n: m.inplace for n, m in model.net.named_modules() if hasattr(m, "inplace")}
+    for m in model.net.modules():
+        assert not (m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks)
+    assert not any(p.requires_grad for p in model.net.parameters())
+
+
+def picture(model: vislib.Model, image: Image.Image, size: int) -> torch.Tensor:
+    return TF.normalize(TF.to_tensor(image.convert("RGB").resize((size, size))), model.mean, model.std)[None]
+
+
+@pytest.fixture(scope="module")
+def cat():
+    return sample_images()["chelsea (cat)"]()
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return vislib.load_model("efficientnet_lite0", device="cpu")
+
+
+@pytest.mark.parametrize("arch", models.architectures())
+def test_every_method_gives_a_finite_map_of_the_input_size_and_leaves_the_network_alone(arch, cat):
+    torch.set_flush_denormal(True)  # random EfficientNets fade into slow denormal floats
+    real = arch in LITES
+    model = vislib.load_model(arch, device="cpu") if real else _random(arch)
+    size = min(96 if real else 64, model.input_size)
+    x = picture(model, cat, size)
+    with torch.no_grad():
+        target = int(model.net(x).argmax())
+    before = snapshot(model)
+    params = {**LIGHT, "occlusion": {"window": size // 4, "stride": size // 4}}
+    for method in attribution.METHODS:
+        result = attribution.attribute(model, x, method, target, **params.get(method, {}))
+        assert result.shape == (size, size) and result.dtype == torch.float32 and result.device.type == "cpu"
+        assert torch.isfinite(result).all(), method
+        if method in ("gradcam", "guided_gradcam") and not real and not result.any():
+            # Allowed only where the paper's ReLU removed evidence that was negative everywhere,
+            # which random weights can give (GoogLeNet's near-constant logits do).
+            module = attribution._layer_module(model, None)
+            assert LayerGradCam(model.net, module).attribute(x, target=target).max() <= 0
+        else:
+            assert result.abs().max() > 0, f"{method} is all zero on {arch}"
+    assert_unchanged(model, before)
+    torch.set_flush_denormal(False)
+
+
+def test_saliency_equals_captums_saliency_max_over_colour(lite0, cat):
+    x = picture(lite0, cat, 96)
+    reference = Saliency(lite0.net).attribute(x.clone().requires_grad_(), target=281, abs=True)[0].amax(0)
+    assert torch.equal(attribution.saliency(lite0, x, 281), reference)
+
+
+def test_guided_backprop_equals_captums_on_a_relu_network(cat):
+    model = _random("alexnet")
+    x = picture(model, cat, 96)
+    plain = copy.deepcopy(model.net)
+    for m in plain.modules():  # Captum's backward hooks refuse in-place ReLUs
+        if hasattr(m, "inplace"):
+            m.inplace = False
+    reference = GuidedBackprop(plain).attribute(x.clone().requires_grad_(), target=3)[0].abs().amax(0)
+    torch.testing.assert_close(attribution.guided_backprop(model, x, 3), reference, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("arch", ["googlenet", "mobilenet_v3_large"])
+def test_guided_backprop_reaches_functional_relus_and_other_nonlinearities(arch, cat):
+    """GoogLeNet calls F.relu as a function; MobileNetV3 uses Hardswish: module hooks miss both."""
+    model = _random(arch)
+    x = picture(model, cat, 96)
+    with torch.no_grad():
+        target = int(model.net(x).argmax())
+    grad = attribution._guided_gradient(model, x, target)
+    assert not torch.allclose(attribution._colour_max(grad), attribution.saliency(model, x, target), rtol=1e-3, atol=0)
+
+
+def test_gradcam_picks_the_last_spatial_layer_and_accepts_any_catalogue_layer(lite0, cat):
+    assert attribution.gradcam_layer(lite0) == "bn2"
+    assert attribution.gradcam_layer(_random("resnet18")) == "layer4.1"
+    x = picture(lite0, cat, 96)
+    last, earlier = attribution.gradcam(lite0, x, 281), attribution.gradcam(lite0, x, 281, layer="blocks.5.0")
+    assert last.shape == earlier.shape == (96, 96) and not torch.allclose(last, earlier)
+    assert last.min() >= 0  # ReLU on the map, as in the paper
+    with pytest.raises(ValueError, match="has no layer named 'fc7' in its catalogue"):
+        attribution.gradcam(lite0, x, 281, layer="fc7")
+
+
+def two_objects(left: Image.Image, right: Image.Image, size: int = 224):
+    """Two pictures side by side, each half the width, on a grey canvas; their boxes (x0, x1)."""
+    canvas = Image.new("RGB", (size, size), (128, 128, 128))
+    half = size // 2
+    for i, image in enumerate((left, right)):
+        canvas.paste(image.convert("RGB").resize((half, half)), (i * half, size // 4))
+    return canvas, [(0, half), (half, size)]
+
+
+def _two_samples():
+    if (DATA / "imagenet-samples").is_dir():
+        wnids = (DATA / "imagenet-wnids.txt").read_text().split()
+        files = [DATA / "imagenet-samples" / f for f in ("n02099601_golden_retriever.jpg", "n07753592_banana.jpg")]
+        return [vislib.load_image(f) for f in files], [wnids.index(f.name.split("_")[0]) for f in files]
+    return [sample_images()["chelsea (cat)"](), sample_images()["coffee"]()], [281, 967]  # tabby, espresso
+
+
+def test_gradcam_for_two_classes_peaks_on_each_object(lite0):
+    images, classes = _two_samples()
+    canvas, boxes = two_objects(*images)
+    x = picture(lite0, canvas, 224)
+    for target, (x0, x1) in zip(classes, boxes):
+        cam = attribution.gradcam(lite0, x, target)
+        column = int(cam.argmax()) % cam.shape[1]
+        assert x0 <= column < x1, f"class {target}: peak at column {column}, object in [{x0}, {x1})"
+
+
+@pytest.mark.parametrize("baseline", attribution.BASELINES)
+def test_integrated_gradients_is_captums_summed_over_colour_and_adds_up(lite0, cat, baseline):
+    x = picture(lite0, cat, 64)
+    ours = attribution.integrated_gradients(lite0, x, 281, baseline=baseline, steps=16)
+    reference_image = attribution.baseline_image(lite0, x, baseline)
+    reference = IntegratedGradients(lite0.net).attribute(x, reference_image, target=281, n_steps=16)[0].sum(0)
+    torch.testing.assert_close(ours, reference, rtol=1e-4, atol=1e-6)
+    with torch.no_grad():
+        change = float(lite0.net(x)[0, 281] - lite0.net(reference_image)[0, 281])
+    assert abs(float(ours.sum()) - change) < 0.2 * abs(change)  # completeness, up to a 16-step integral
+
+
+def test_black_baseline_is_black_in_pixels_and_blur_keeps_the_mean(lite0, cat):
+    x = picture(lite0, cat, 64)
+    black = attribution.baseline_image(lite0, x, "black")
+    assert lite0.to_image(black[0]).getextrema() == ((0, 0), (0, 0), (0, 0))
+    blurred = attribution.baseline_image(lite0, x, "blurred")
+    assert blurred.shape == x.shape and float((blurred - x).abs().mean()) > 0.05
+    assert torch.allclose(attribution.baseline_image(lite0, x, "mean")[0, :, 5, 7], x.mean((0, 2, 3)))
+    with pytest.raises(ValueError, match="Unknown baseline 'white'"):
+        attribution.baseline_image(lite0, x, "white")
+
+
+def test_occlusion_fills_with_the_mean_colour_by_default(lite0, cat):
+    from vislib import occlusion as engine
+    x = picture(lite0, cat, 64)
+    ours = attribution.occlusion(lite0, x, 281, window=32, stride=16)
+    assert torch.equal(ours, engine.occlusion(lite0, x, 281, 32, 16, x.mean((0, 2, 3))))
+    assert not torch.equal(ours, attribution.occlusion(lite0, x, 281, window=32, stride=16, baseline=0.0))
+
+
+def test_occlusion_curve_is_the_probability_with_the_window_at_each_place(lite0, cat):
+    x = picture(lite0, cat, 64)
+    centres, probs = attribution.occlusion_curve(lite0, x, 281, row=30, window=16, step=8)
+    assert centres == [8, 16, 24, 32, 40, 48, 56] and len(probs) == 7
+    covered = x.clone()
+    covered[0, :, 22:38, 16:32] = x.mean((0, 2, 3)).view(3, 1, 1)
+    assert probs[2] == pytest.approx(float(lite0.probabilities(covered)[0, 281]), abs=1e-6)
+
+
+def test_mistakes_are_one_sentence(lite0, cat):
+    x = picture(lite0, cat, 64)
+    with pytest.raises(ValueError, match="Unknown attribution method 'lime'; choose one of: saliency"):
+        attribution.attribute(lite0, x, "lime")
+    with pytest.raises(ValueError, match="The class 1000 does not exist: efficientnet_lite0 has classes 0 to 999."):
+        attribution.attribute(lite0, x, "saliency", target=1000)
+    with pytest.raises(ValueError, match=r"expected a batch \[1,3,H,W\], got \(3, 64, 64\)"):
+        attribution.attribute(lite0, x[0], "saliency")
+
+
+def test_the_network_is_restored_when_captum_fails_midway(lite0, cat, monkeypatch):
+    before = snapshot(lite0)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+    monkeypatch.setattr(attribution.LayerGradCam, "attribute", broken)
+    with pytest.raises(RuntimeError, match="boom"):
+        attribution.guided_gradcam(lite0, picture(lite0, cat, 64), 281)
+    assert_unchanged(lite0, before)
+
+
+def test_top_class_is_the_default_target(lite0, cat):
+    x = picture(lite0, cat, 96)
+    with torch.no_grad():
+        top = int(lite0.net(x).argmax())
+    assert torch.equal(attribution.attribute(lite0, x, "gradcam"), attribution.gradcam(lite0, x, top))
+
+
+def test_explain_writes_the_overlay_and_the_raw_map(tmp_path, cat, lite0):
+    from vislib.cli import main
+    photo = tmp_path / "my cat.jpg"
+    cat.save(photo, quality=95)
+    out = tmp_path / "out"
+    assert main(["explain", "--method", "gradcam", "--target", "Tabby", "--out", str(out), str(photo)]) == 0
+    amap = np.load(out / "my_cat-gradcam-tabby.npy")
+    expected = attribution.gradcam(lite0, lite0.preprocess(vislib.load_image(photo))[None], 281)
+    np.testing.assert_allclose(amap, expected.numpy(), rtol=1e-5, atol=1e-6)
+    assert Image.open(out / "my_cat-gradcam-tabby.png").size == (224, 224)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--target", "tabbby"], "error: efficientnet_lite0 has no class named 'tabbby'. Did you mean: tabby"),
+    (["--target", "1000"], "error: The class 1000 does not exist: efficientnet_lite0 has classes 0 to 999."),
+    (["--method", "lime"], "argument --method: invalid choice: 'lime'"),
+])
+def test_explain_mistakes_are_one_sentence(tmp_path, cat, capsys, args, message):
+    from vislib.cli import main
+    photo = tmp_path / "cat.png"
+    cat.save(photo)
+    argv = ["explain", "--method", "saliency", *args, "--out", str(tmp_path), str(photo)]  # a later --method wins
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def _captions(at):
+    return [c for image in at.get("image") for c in image.captions]
+
+
+def test_the_page_shows_the_matrix_a_second_class_and_occlusion():
+    at = AppTest.from_file("../app.py", default_timeout=300)
+    at.run()
+    at.switch_page("app_pages/attribution.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title[0].value == "Attribution"
+    text = " ".join(m.value for m in at.markdown)
+    assert all(f"**{m.label}**" in text for m in attribution.METHODS.values())
+    assert sum(c.startswith("range ") for c in _captions(at)) == 6  # every method but occlusion, one class
+    assert "Run occlusion below the matrix to fill this row." in [i.value for i in at.info]
+    second = at.selectbox(key="attr-second-efficientnet_lite0-sample:chelsea (cat)")
+    second.set_value(283).run()  # Persian cat
+    assert not at.exception
+    assert sum(c.startswith("range ") for c in _captions(at)) == 12
+    for label, value in (("Occlusion window (px)", 64), ("Occlusion stride (px)", 32)):
+        next(s for s in at.slider if s.label == label).set_value(value).run()
+    next(b for b in at.button if b.label == "Run occlusion").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert sum(c.startswith("range ") for c in _captions(at)) == 14
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels.count("Download") == 14 and "Download all panels (ZIP, with the raw maps as .npy)" in labels
+
+
+def test_the_trust_section_plots_the_sanity_check_and_the_deletion_curves():
+    at = AppTest.from_file("../app.py", default_timeout=300)
+    at.run()
+    at.switch_page("app_pages/attribution.py").run()
+    at.multiselect[0].set_value(["gradcam"]).run()
+    next(b for b in at.button if b.label == "Run the sanity check").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    strip = next(c for c in _captions(at) if c.startswith("One row per method"))
+    assert strip.endswith("original, classifier, bn2, blocks.6.0" + strip.split("blocks.6.0")[1])
+    next(b for b in at.button if b.label == "Draw the deletion curves").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    specs = [c.proto.spec for c in at.get("plotly_chart")]
+    assert any("rank correlation with the original map" in s for s in specs)
+    deletion = next(s for s in specs if "fraction of pixels removed" in s)
+    assert all(f"{m.label} (area " in deletion for k, m in attribution.METHODS.items() if k != "occlusion")

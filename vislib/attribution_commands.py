@@ -1,0 +1,59 @@
+"""The command-line side of attribution (an entry of cli.COMMANDS): `python -m vislib explain`
+writes one map of one picture as an overlay PNG and the raw map as .npy."""
+from __future__ import annotations
+
+import argparse
+import difflib
+from pathlib import Path
+
+import numpy as np
+
+from . import attribution, render
+from .cli import OK, CommandError
+from .images import load_image
+from .models import Model, load_model
+
+
+def explain_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("image", metavar="IMAGE", help="the picture to explain")
+    p.add_argument("--method", required=True, choices=list(attribution.METHODS), metavar="M",
+                   help=f"one of: {', '.join(attribution.METHODS)}")
+    p.add_argument("--model", default="efficientnet_lite0", help="a model of the zoo (default: %(default)s)")
+    p.add_argument("--target", metavar="CLASS", help="a class index or name (default: the top prediction)")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for IMAGE-METHOD-CLASS.png and .npy")
+    p.add_argument("--opacity", type=float, default=0.5, help="of the map over the picture (default: 0.5)")
+
+
+def class_index(model: Model, text: str | None) -> int | None:
+    """A class given as an index or a name (case-insensitive); ValueError with suggestions otherwise."""
+    if text is None:
+        return None
+    if text.strip().lstrip("-").isdigit():
+        return int(text)  # attribution checks the range
+    lowered = [label.lower() for label in model.labels]
+    if text.strip().lower() in lowered:
+        return lowered.index(text.strip().lower())
+    close = difflib.get_close_matches(text.lower(), lowered, n=3)
+    hint = f" Did you mean: {', '.join(model.labels[lowered.index(c)] for c in close)}?" if close else ""
+    raise ValueError(f"{model.name} has no class named {text!r}.{hint}")
+
+
+def explain_run(args: argparse.Namespace) -> int:
+    if not 0 <= args.opacity <= 1:
+        raise CommandError("--opacity must be between 0 and 1.")
+    picture = load_image(args.image)  # a bad picture is refused before the network loads
+    model = load_model(args.model)
+    target = class_index(model, args.target)
+    x = model.preprocess(picture)[None]
+    amap = attribution.attribute(model, x, args.method, target)
+    if target is None:
+        target = int(model.probabilities(x)[0].argmax())
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{Path(args.image).stem}-{args.method}-{model.labels[target]}".replace(" ", "_").replace("/", "_")
+    vmin, vmax, cmap, _ = attribution.colour_scale([amap])
+    overlay = render.overlay(model.to_image(x[0]), amap, args.opacity, cmap, vmin, vmax)
+    overlay.save(out / f"{stem}.png")
+    np.save(out / f"{stem}.npy", amap.numpy())
+    print(f"{args.method} for {model.labels[target]} ({target}): {out / stem}.png, {out / stem}.npy")
+    return OK
