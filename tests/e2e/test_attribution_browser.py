@@ -1,4 +1,6 @@
 """The Attribution page in Debian's Chromium: upload a photo, see the matrix of methods."""
+import re
+
 from playwright.sync_api import expect
 
 from vislib import attribution
@@ -11,6 +13,8 @@ def test_upload_a_photo_and_see_every_method_explain_it(page, tmp_path):
     sample_images()["coffee"]().save(photo)
     page.get_by_test_id("stFileUploader").filter(has_text="Your image").locator("input[type=file]").set_input_files(
         str(photo))
+    # the upload is in use once Predict shows its class; only then move on
+    expect(page.get_by_role("heading", name=re.compile(r"^espresso \("))).to_be_visible()
     page.get_by_role("link", name="Attribution").click()
     expect(page.get_by_role("heading", name="Attribution")).to_be_visible()
     for method in attribution.METHODS.values():
