@@ -5,7 +5,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
-from ui import collection as collections, jobs, maps, sidebar, widgets
+from ui import jobs, maps, sidebar, widgets
 from vislib import embedding, render
 
 MAX_GRID, MAX_SHOWN, TILE = 1024, 64, 64
@@ -16,16 +16,8 @@ st.caption("Every picture of the collection becomes one point: its feature vecto
            "largest spread; t-SNE keeps each picture's nearest neighbours near it, so groups the network "
            "finds alike become islands. Drag a box or a lasso over points to see their pictures.")
 
-chosen = collections.pick_collection("map")
-if chosen is None:
-    st.stop()
-collection, collection_key = chosen
-if len(collection) < 4:
-    st.error("This collection holds fewer than 4 pictures; a map needs at least 4.")
-    st.stop()
-features = maps.features(model, model_key, collection, collection_key)
-if features is None:
-    st.stop()
+collection, collection_key, features = maps.collection_features(
+    model, model_key, "map", 4, "a map needs at least 4")
 
 method = st.radio("Map", ["t-SNE", "PCA"], horizontal=True, key="map-method")
 if method == "PCA":

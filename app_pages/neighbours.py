@@ -1,7 +1,7 @@
 import streamlit as st
 from PIL import Image, ImageDraw
 
-from ui import collection as collections, maps, sidebar, widgets
+from ui import maps, sidebar, widgets
 from vislib import embedding, render
 
 TILE, PER_PAGE = 96, 32
@@ -12,16 +12,8 @@ st.caption("Which pictures of a collection are closest to this one? In pixel spa
            "space (its last layer before the classifier) they share what is in them, even when every "
            "pixel differs. That is the sense in which the last layer has learned what things are.")
 
-chosen = collections.pick_collection("neighbours")
-if chosen is None:
-    st.stop()
-collection, collection_key = chosen
-if len(collection) < 2:
-    st.error("This collection holds fewer than 2 pictures; it needs more to have neighbours.")
-    st.stop()
-features = maps.features(model, model_key, collection, collection_key)
-if features is None:
-    st.stop()
+collection, collection_key, features = maps.collection_features(
+    model, model_key, "neighbours", 2, "it needs more to have neighbours")
 pixels = maps.pixels(collection, collection_key)
 
 source = st.radio("Neighbours of", ["The sidebar's picture", "A picture of the collection"], horizontal=True,

@@ -11,7 +11,7 @@ import plotly.express as px
 import streamlit as st
 from PIL import Image, ImageColor
 
-from ui import jobs
+from ui import collection as collections, jobs
 from vislib import embedding, features as fe
 
 AT_ONCE = 300  # pictures whose features are computed without asking first
@@ -61,6 +61,25 @@ def features(model, model_key, collection, collection_key):
         return None
     st.session_state[ready] = True
     return kept["result"]
+
+
+def collection_features(model, model_key, key: str, minimum: int, why: str):
+    """The page's collection picker, then its features: (collection, collection_key, features).
+
+    Stops the page (after one sentence) when no collection is chosen yet, when it holds fewer
+    than `minimum` pictures (`why` says what they are needed for), or while features are pending.
+    """
+    chosen = collections.pick_collection(key)
+    if chosen is None:
+        st.stop()
+    collection, collection_key = chosen
+    if len(collection) < minimum:
+        st.error(f"This collection holds fewer than {minimum} pictures; {why}.")
+        st.stop()
+    found = features(model, model_key, collection, collection_key)
+    if found is None:
+        st.stop()
+    return collection, collection_key, found
 
 
 @st.cache_data(max_entries=16, show_spinner="Computing the PCA map...")
