@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -21,6 +20,7 @@ from PIL import Image, ImageOps
 from .datasets import Collection, cache_dir
 from .device import device_lock
 from .models import Model, family
+from .predict import batches_ahead
 
 Progress = Callable[..., object] | None
 
@@ -28,20 +28,8 @@ Progress = Callable[..., object] | None
 def prefetched(collection: Collection, prepare: Callable[[Image.Image], object], batch_size: int,
                indices: Sequence[int] | None = None) -> Iterator[tuple[list[int], list]]:
     """Yield (positions, prepared pictures) batch by batch, preparing the next batch meanwhile."""
-    positions = list(range(len(collection))) if indices is None else list(indices)
-    chunks = [positions[i:i + batch_size] for i in range(0, len(positions), batch_size)]
-    with ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 2)), thread_name_prefix="vislib-decode") as pool:
-        def submit(chunk):
-            return [pool.submit(lambda i: prepare(collection[i][0]), i) for i in chunk]
-
-        ahead = submit(chunks[0]) if chunks else []
-        try:
-            for n, chunk in enumerate(chunks):
-                current, ahead = ahead, submit(chunks[n + 1]) if n + 1 < len(chunks) else []
-                yield chunk, [f.result() for f in current]
-        finally:
-            for f in ahead:  # a consumer that stops early should not wait for a batch nobody reads
-                f.cancel()
+    positions = range(len(collection)) if indices is None else indices
+    return batches_ahead(positions, lambda i: prepare(collection[i][0]), batch_size)
 
 
 class _Reached(Exception):
