@@ -6,7 +6,7 @@ without its sidebar), e.g. on a first visit straight to a page's address.
 """
 import streamlit as st
 
-from ui import sidebar
+from ui import queue, sidebar
 
 st.set_page_config(page_title="Seeing what a CNN has learned", layout="wide")
 
@@ -36,5 +36,6 @@ PAGES = {
 }
 
 page = st.navigation(PAGES)
-sidebar.show()
-page.run()
+with queue.reported():
+    sidebar.show()
+    page.run()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+from types import SimpleNamespace
 import torch
 import torch.nn.functional as F
 from captum.attr import Occlusion
@@ -66,14 +67,14 @@ def test_random_networks_equal_captum(random_model, arch):
     """Residual adds and padded max pooling; fire modules' concatenations and ceil-mode pooling."""
     model = random_model(arch)
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-    assert occ._executor(model.net) is not None  # the fast path, not the fallback
+    assert occ._executor(model) is not None  # the fast path, not the fallback
     assert_same_map(occlusion(model, x, 7, 8, 4, [0.5, -0.2, 0.1]), captum_map(model, x, 7, 8, 4, [0.5, -0.2, 0.1]))
 
 
 def test_fallback_equals_captum(random_model, monkeypatch):
     """Networks torch.fx cannot trace run whole occluded copies, batched: the same map."""
     model = random_model("resnet18")
-    monkeypatch.setattr(occ, "_executor", lambda net: None)
+    monkeypatch.setattr(occ, "_executor", lambda model: None)
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(2))
     assert_same_map(occlusion(model, x, 5, 16, 8, 0.0, batch_size=7), captum_map(model, x, 5, 16, 8, 0.0))
 
@@ -82,7 +83,8 @@ def test_untraceable_network_falls_back():
     class DataDependent(torch.nn.Module):
         def forward(self, x):
             return x.flatten(1)[:, :4] if x.sum() > 0 else -x.flatten(1)[:, :4]
-    assert occ._executor(DataDependent()) is None
+    model = SimpleNamespace(net=DataDependent(), device=torch.device("cpu"))
+    assert occ._executor(model) is None
 
 
 def test_progress_reports_and_stops(lite0, cat_224):

@@ -41,7 +41,8 @@ def patches_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--collection", metavar="SRC", help="a folder, a .zip, samples or fashion-mnist")
     p.add_argument("--k", type=_positive, default=9, help="patches kept per channel (default: 9)")
     p.add_argument("--shard", type=_shard, metavar="I/N", help="only the I-th of N equal parts (I from 1 to N)")
-    p.add_argument("--batch-size", type=_positive, default=64, metavar="N")
+    p.add_argument("--batch-size", type=_positive, default=None, metavar="N",
+                   help="pictures a batch (default: 64 on a GPU, 16 on a CPU)")
     p.add_argument("--out", type=Path, help="write the state (every channel's top k) to this .npz")
     p.add_argument("--merge", nargs="+", type=Path, metavar="STATE", help="merge shard states into --out")
     p.add_argument("--state", type=Path, help="render from this saved state instead of computing one")

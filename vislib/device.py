@@ -1,19 +1,213 @@
-"""Which device the engine runs on, and one lock per device.
+"""Which device the engine runs on, one fair queue per device, and the out-of-memory fallback.
 
-The lock guards work that changes a shared network's state (hooks, ``requires_grad``):
-Streamlit serves every browser session from threads of one process, and the networks
-are shared between them, so two sessions must not hook the same network at once.
+Streamlit serves every browser session from threads of one process and the networks are shared
+between them, so work that hooks a network or changes ``requires_grad`` holds its device's
+queue. The queue is first come, first served and long jobs take it once per step or batch, so
+a short job waits for at most one step of a long one, and a waiting session can be told how
+many are ahead of it (``listening(on_wait=...)``).
 """
 from __future__ import annotations
 
+import contextlib
+import copy
+import dataclasses
+import functools
+import inspect
 import os
 import threading
+import weakref
+from collections import deque
+from typing import Callable
 
 import torch
 
-_locks: dict[str, threading.RLock] = {}
-_locks_guard = threading.Lock()
+# How often a waiting thread wakes to report its place (and to notice a stop request).
+WAIT_REPORT_SECONDS = 0.25
 
+
+class DeviceQueue:
+    """A re-entrant lock that hands the device over in arrival order.
+
+    Hand-written because threading.RLock wakes waiters in no particular order (a session could
+    starve behind a stream of steps of another's long job) and cannot say how many wait.
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+        self._cond = threading.Condition()
+        self._owner: int | None = None
+        self._depth = 0
+        self._waiting: deque[int] = deque()  # thread ids, in arrival order
+
+    def ahead(self, ident: int | None = None) -> int:
+        """How many hold or wait for the device before the thread `ident` (default: everyone)."""
+        with self._cond:
+            holders = 0 if self._owner is None else 1
+            if ident is None or ident not in self._waiting:
+                return holders + len(self._waiting)
+            return holders + self._waiting.index(ident)
+
+    def acquire(self) -> None:
+        me = threading.get_ident()
+        if self._owner != me:
+            checkpoint()  # every step or batch of a long job passes here: a stop takes effect now
+        with self._cond:
+            if self._owner == me:
+                self._depth += 1
+                return
+            if self._owner is None and not self._waiting:
+                self._owner, self._depth = me, 1
+                return
+            self._waiting.append(me)
+        told = False
+        try:
+            while True:
+                with self._cond:
+                    if self._owner is None and self._waiting[0] == me:
+                        self._waiting.popleft()
+                        self._owner, self._depth = me, 1
+                        break
+                    place = (self._owner is not None) + self._waiting.index(me)
+                    self._cond.wait(WAIT_REPORT_SECONDS)
+                # Outside the queue's own lock: the listener may raise (Streamlit stopping the
+                # script), and must not hold up the others while it draws.
+                if _listener().on_wait is not None:
+                    _listener().on_wait(self.name, place)
+                    told = True
+        except BaseException:
+            with self._cond:
+                if me in self._waiting:
+                    self._waiting.remove(me)
+                self._cond.notify_all()
+            raise
+        if told:
+            try:
+                _listener().on_wait(self.name, 0)
+            except BaseException:
+                self.release()
+                raise
+
+    def release(self) -> None:
+        with self._cond:
+            if self._owner != threading.get_ident():
+                raise RuntimeError("This thread does not hold the device.")
+            self._depth -= 1
+            if self._depth == 0:
+                self._owner = None
+                self._cond.notify_all()
+
+    def __enter__(self) -> "DeviceQueue":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+_queues: dict[str, DeviceQueue] = {}
+_queues_guard = threading.Lock()
+
+
+def device_lock(device: str | torch.device) -> DeviceQueue:
+    """The one queue for ``device`` (re-entrant, so a locked helper may call another)."""
+    key = str(torch.device(device))
+    with _queues_guard:
+        if key not in _queues:
+            _queues[key] = DeviceQueue(key)
+        return _queues[key]
+
+
+# ---------------------------------------------------------------- who is listening
+
+@dataclasses.dataclass
+class _Listener:
+    on_wait: Callable[[str, int], object] | None = None  # (device, n ahead; 0 when its turn came)
+    on_notice: Callable[[str], object] | None = None      # one sentence, e.g. a CPU fallback
+    on_check: Callable[[], object] | None = None          # raises when the work should stop
+
+
+_local = threading.local()
+
+
+def _listener() -> _Listener:
+    if not hasattr(_local, "listener"):
+        _local.listener = _Listener()
+    return _local.listener
+
+
+@contextlib.contextmanager
+def listening(on_wait: Callable[[str, int], object] | None = None, on_notice: Callable[[str], object] | None = None,
+              on_check: Callable[[], object] | None = None):
+    """For this thread's work: call on_wait(device, n_ahead) while it waits for a device,
+    on_notice(sentence) when work had to change (smaller batches, the CPU), and on_check() at
+    every step or batch, which raises to stop the work (a Stop button, a closed browser tab)."""
+    old = _listener()
+    _local.listener = _Listener(on_wait, on_notice, on_check)
+    try:
+        yield
+    finally:
+        _local.listener = old
+
+
+def checkpoint() -> None:
+    """A point where work may be stopped: the listener's on_check raises if it should."""
+    if _listener().on_check is not None:
+        _listener().on_check()
+
+
+def notify(sentence: str) -> None:
+    """Tell whoever listens on this thread (the page, the CLI); silent when nobody does."""
+    if _listener().on_notice is not None:
+        _listener().on_notice(sentence)
+
+
+# ---------------------------------------------------------------- out of memory
+
+_cpu_twins: "weakref.WeakKeyDictionary[torch.nn.Module, object]" = weakref.WeakKeyDictionary()
+
+
+def cpu_twin(model):
+    """A CPU copy of `model` (kept while the model lives); the shared model is never moved."""
+    if model.device.type == "cpu":
+        return model
+    with device_lock(model.device):
+        if model.net not in _cpu_twins:
+            _cpu_twins[model.net] = dataclasses.replace(
+                model, net=copy.deepcopy(model.net).cpu(), device=torch.device("cpu"), _layers=None)
+        return _cpu_twins[model.net]
+
+
+def _free(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def falls_back(job: Callable) -> Callable:
+    """On out-of-memory, run `job(model, ...)` again with half the batch (when it takes
+    `batch_size`), down to 1, then on a CPU copy of the model, telling the listener each time."""
+    takes_batch = "batch_size" in inspect.signature(job).parameters
+
+    @functools.wraps(job)
+    def run(model, *args, **kwargs):
+        batch = kwargs.get("batch_size")
+        while True:
+            try:
+                return job(model, *args, **kwargs)
+            except torch.OutOfMemoryError:
+                _free(model.device)
+                if model.device.type == "cpu":
+                    raise
+                if takes_batch and batch and batch > 1:
+                    batch = kwargs["batch_size"] = batch // 2
+                    notify(f"The {model.device.type.upper()} ran out of memory; trying again with batches of {batch}.")
+                    continue
+                notify(f"The {model.device.type.upper()} ran out of memory; this ran on the CPU instead (slower).")
+                kwargs.pop("batch_size", None)  # the job's own CPU default
+                return job(cpu_twin(model), *args, **kwargs)
+    return run
+
+
+# ---------------------------------------------------------------- choosing
 
 def default_device() -> torch.device:
     """CUDA when present, else Apple MPS, else CPU; ``VISLIB_DEVICE`` overrides."""
@@ -32,13 +226,6 @@ def default_device() -> torch.device:
 
 def resolve(device: str | torch.device | None) -> torch.device:
     return default_device() if device is None else torch.device(device)
-
-
-def device_lock(device: str | torch.device) -> threading.RLock:
-    """The one lock for ``device`` (re-entrant, so a locked helper may call another)."""
-    key = str(torch.device(device))
-    with _locks_guard:
-        return _locks.setdefault(key, threading.RLock())
 
 
 def describe(device: str | torch.device) -> str:

@@ -18,7 +18,7 @@ import torch
 from PIL import Image, ImageOps
 
 from .datasets import Collection, cache_dir
-from .device import device_lock
+from .device import device_lock, falls_back
 from .models import Model, family
 from .predict import batches_ahead
 
@@ -30,6 +30,12 @@ def prefetched(collection: Collection, prepare: Callable[[Image.Image], object],
     """Yield (positions, prepared pictures) batch by batch, preparing the next batch meanwhile."""
     positions = range(len(collection)) if indices is None else indices
     return batches_ahead(positions, lambda i: prepare(collection[i][0]), batch_size)
+
+
+def default_batch(model: Model) -> int:
+    """64 pictures a batch on a GPU; 16 on a CPU, where a batch of 224 px pictures takes about
+    0.4 s on 2 cores, so a stop (taken between batches) never waits long."""
+    return 64 if model.device.type != "cpu" else 16
 
 
 class _Reached(Exception):
@@ -99,7 +105,8 @@ def _cached(name: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
     return result
 
 
-def extract(model: Model, collection: Collection, layer: str | None = None, batch_size: int = 64,
+@falls_back
+def extract(model: Model, collection: Collection, layer: str | None = None, batch_size: int | None = None,
             progress: Progress = None) -> np.ndarray:
     """Features [N,C] float32: the penultimate vector (layer None) or a layer's channels averaged over space.
 
@@ -107,7 +114,7 @@ def extract(model: Model, collection: Collection, layer: str | None = None, batc
     """
     def compute() -> np.ndarray:
         out = []
-        for chunk, xs in prefetched(collection, model.preprocess, batch_size):
+        for chunk, xs in prefetched(collection, model.preprocess, batch_size or default_batch(model)):
             out.append(layer_output(model, torch.stack(xs), layer, _pooled).numpy())
             if progress:
                 progress(chunk[-1] + 1, len(collection))

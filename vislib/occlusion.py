@@ -29,7 +29,7 @@ from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from . import render
-from .device import device_lock
+from .device import device_lock, falls_back
 from .models import Model
 
 Progress = Callable[..., object]
@@ -183,10 +183,6 @@ class _Executor:
                 env[node] = self._call(node, _map(node.args, env), _map(node.kwargs, env))
         self.clean_env, self.padded = env, {}
         return env[node]
-
-    def forget(self) -> None:
-        """Drops the clean activations (the executor stays cached with the network)."""
-        self.clean_env, self.padded = {}, {}
 
     def _call(self, node: fx.Node, args, kwargs):
         if node.op == "call_module":
@@ -373,14 +369,18 @@ def _map(a, env, fn=None):
 _executors: "weakref.WeakKeyDictionary[nn.Module, _Executor | None]" = weakref.WeakKeyDictionary()
 
 
-def _executor(net: nn.Module) -> _Executor | None:
+def _executor(model: Model) -> _Executor | None:
     """The incremental executor of a network (built once), or None when torch.fx cannot trace it."""
-    if net not in _executors:
+    # Built under the device's queue: copying a network while another session hooks it would copy the hooks.
+    net = model.net
+    with device_lock(model.device):
+        if net in _executors:
+            return _executors[net]
         try:
             _executors[net] = _Executor(net)
         except Exception:  # tracing fails on data-dependent control flow; plain runs still work
             _executors[net] = None
-    return _executors[net]
+        return _executors[net]
 
 
 # ---------------------------------------------------------------- the score drops
@@ -404,19 +404,23 @@ def _drops(model: Model, x: torch.Tensor, target: int, starts: list[tuple[int, i
     """Writes clean score - occluded score for each window start into `out` (x on the model's
     device). after_batch(number done) may return False to stop; returns whether all were done."""
     _, _, height, width = x.shape
-    with device_lock(model.device), torch.inference_mode():
-        engine = _executor(model.net) if incremental else None
-        try:
+    # The device is taken per batch, not for the whole map, so other sessions' short jobs go
+    # between batches; the clean activations live in this job's own shallow copy of the engine.
+    shared = _executor(model) if incremental else None
+    engine = copy.copy(shared) if shared else None
+    with torch.inference_mode():
+        with device_lock(model.device):
             clean = engine.clean(x) if engine else model.net(x)
-            clean_score = float(clean[0, target])
-            for first in range(0, len(starts), batch_size):
-                chunk = starts[first:first + batch_size]
-                # each window as a fixed-size box kept inside the picture; hanging windows are clipped
-                r = torch.tensor([min(a, height - window) for a, _ in chunk])
-                c = torch.tensor([min(b, width - window) for _, b in chunk])
-                values = _gather(x[0], r, c, window, window)
-                for i, (a, b) in enumerate(chunk):
-                    values[i, :, a - int(r[i]):, b - int(c[i]):] = fill[0]
+        clean_score = float(clean[0, target])
+        for first in range(0, len(starts), batch_size):
+            chunk = starts[first:first + batch_size]
+            # each window as a fixed-size box kept inside the picture; hanging windows are clipped
+            r = torch.tensor([min(a, height - window) for a, _ in chunk])
+            c = torch.tensor([min(b, width - window) for _, b in chunk])
+            values = _gather(x[0], r, c, window, window)
+            for i, (a, b) in enumerate(chunk):
+                values[i, :, a - int(r[i]):, b - int(c[i]):] = fill[0]
+            with device_lock(model.device):
                 if engine:
                     scores = engine.occluded(Box(r, c, values))[:, target]
                 else:
@@ -424,13 +428,10 @@ def _drops(model: Model, x: torch.Tensor, target: int, starts: list[tuple[int, i
                     for i in range(len(chunk)):
                         batch[i, :, r[i]:r[i] + window, c[i]:c[i] + window] = values[i]
                     scores = model.net(batch)[:, target]
-                out[first:first + len(chunk)] = clean_score - scores.double().cpu()
-                done = first + len(chunk)
-                if after_batch is not None and after_batch(done) is False:
-                    return done == len(starts)
-        finally:
-            if engine:
-                engine.forget()
+            out[first:first + len(chunk)] = clean_score - scores.double().cpu()
+            done = first + len(chunk)
+            if after_batch is not None and after_batch(done) is False:
+                return done == len(starts)
     return True
 
 
@@ -446,6 +447,7 @@ def _report(progress: Progress | None, offset: int, total: int, show: Callable[[
     return lambda done: progress(offset + done, total, preview=render.colorize(show(), cmap="RdBu_r"))
 
 
+@falls_back
 def occlusion(model: Model, x: torch.Tensor, target: int, window: int = 16, stride: int = 8,
               baseline=0.0, progress: Progress | None = None, batch_size: int | None = None) -> torch.Tensor:
     """The occlusion map [H,W] (CPU, float32) of class `target` for a preprocessed batch of one.

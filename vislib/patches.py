@@ -19,7 +19,8 @@ import torch
 from PIL import Image
 
 from .datasets import Collection, cache_dir
-from .features import Progress, fingerprint, layer_output, prefetched
+from .features import Progress, default_batch, fingerprint, layer_output, prefetched
+from .device import falls_back
 from .models import Model
 
 _NONE = np.iinfo(np.int64).max  # the position of an empty slot: sorts after every real one
@@ -122,8 +123,9 @@ def shard_indices(n: int, shard: int, shards: int) -> range:
     return range((shard - 1) * n // shards, shard * n // shards)
 
 
+@falls_back
 def top_state(model: Model, layer: str, collection: Collection, k: int = 9, indices=None,
-              batch_size: int = 64, progress: Progress = None) -> TopState:
+              batch_size: int | None = None, progress: Progress = None) -> TopState:
     """One pass over the collection (or the positions `indices` of it): the top k of every channel."""
     info = model.layer(layer)
     c, (h, w) = info.channels, info.size
@@ -131,7 +133,7 @@ def top_state(model: Model, layer: str, collection: Collection, k: int = 9, indi
     positions = torch.full((c, k), _NONE, dtype=torch.int64)
     positions_all = range(len(collection)) if indices is None else indices
     done = 0
-    for chunk, xs in prefetched(collection, model.preprocess, batch_size, positions_all):
+    for chunk, xs in prefetched(collection, model.preprocess, batch_size or default_batch(model), positions_all):
         first = torch.tensor(chunk, dtype=torch.int64)
         bv, bp = layer_output(model, torch.stack(xs), layer, lambda t: _batch_top(t, first, k))
         values, positions = _best(torch.cat([values, bv], 1), torch.cat([positions, bp], 1), k)

@@ -18,7 +18,7 @@ from scipy.stats import spearmanr
 from torch import nn
 
 from . import attribution
-from .device import device_lock
+from .device import device_lock, falls_back
 from .models import Model
 
 
@@ -68,6 +68,7 @@ def _rank_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(spearmanr(a.flatten().numpy(), b.flatten().numpy()).statistic)
 
 
+@falls_back
 def randomisation_check(model: Model, x: torch.Tensor, target: int | None, methods: list[str],
                         progress=None, seed: int = 0, **params) -> RandomisationCheck:
     """Maps of `methods` as the top stages of a copy of the network are re-initialised one by one.
@@ -131,6 +132,7 @@ def deletion_curve(model: Model, x: torch.Tensor, target: int | None, attributio
     return DeletionCurve(fractions, scores.tolist(), float(np.trapezoid(scores.numpy(), fractions)))
 
 
+@falls_back
 def deletion_curves(model: Model, x: torch.Tensor, target: int | None, maps: dict, steps: int = 20,
                     progress=None) -> dict[str, DeletionCurve]:
     """`deletion_curve` for each named map (tensors or arrays); `progress` as in `randomisation_check`."""
