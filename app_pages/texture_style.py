@@ -22,7 +22,8 @@ def _sample(name: str):
 
 def _picker(label: str, default: str, key: str):
     name = st.selectbox(label, list(SAMPLES), index=list(SAMPLES).index(default), key=f"{key}-sample")
-    upload = st.file_uploader("...or your own picture", type=images.SUPPORTED_TYPES, key=f"{key}-upload")
+    upload = st.file_uploader("...or your own picture", type=images.SUPPORTED_TYPES, key=f"{key}-upload",
+                              max_upload_size=images.MAX_BYTES >> 20)
     if upload is None:
         return _sample(name), name
     try:

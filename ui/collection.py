@@ -29,13 +29,14 @@ def _folder(path: str) -> datasets.Collection:
 
 
 def _uploaded(key: str):
-    upload = st.file_uploader("Zip of a folder (class sub-folders give labels)", type=["zip"], key=f"{key}-zip")
+    upload = st.file_uploader("Zip of a folder (class sub-folders give labels)", type=["zip"], key=f"{key}-zip",
+                              max_upload_size=datasets.MAX_ZIP_BYTES >> 20)
     if upload is None:
         return None
     kept = st.session_state.get(f"{key}-zip-cache")
     if kept is None or kept[0] != upload.file_id:
         try:
-            kept = (upload.file_id, datasets.open_collection(upload.getvalue()), None)
+            kept = (upload.file_id, datasets.open_collection(upload), None)  # named after the file
         except datasets.CollectionError as err:
             kept = (upload.file_id, None, str(err))
         st.session_state[f"{key}-zip-cache"] = kept

@@ -59,7 +59,7 @@ def _checkpoint_form() -> None:
         weights = st.file_uploader("Weights (.safetensors, or a state_dict saved with torch.save)",
                                    type=["safetensors", "pt", "pth", "bin"])
         arch = st.selectbox("Architecture", models.architectures())
-        labels = st.file_uploader("Class names, one a line (optional)", type=["txt"])
+        labels = st.file_uploader("Class names, one a line (optional)", type=["txt"], max_upload_size=1)
         if not st.form_submit_button("Load checkpoint"):
             return
     if weights is None:
@@ -78,6 +78,7 @@ def _checkpoint_form() -> None:
 
 def _image_picker():
     upload = st.file_uploader("Your image", type=images.SUPPORTED_TYPES, key="upload",
+                              max_upload_size=images.MAX_BYTES >> 20,
                               help="A photo of your own; it stays in this session only.")
     if upload is not None:
         cached = st.session_state.get("upload_cache")

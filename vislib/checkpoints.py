@@ -59,7 +59,8 @@ def load_state_dict(source) -> dict[str, torch.Tensor]:
                              "torch.save(model.state_dict(), path) or as .safetensors.") from err
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]  # the common {"state_dict": ..., "epoch": ...} wrapping
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+    if (not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values())
+            or not all(isinstance(k, str) for k in state)):  # {0: tensor} unpickles fine, but is no state_dict
         raise ModelError("The checkpoint is not a state_dict (a mapping of names to tensors).")
     return {k.removeprefix("module."): v for k, v in state.items()}  # DataParallel's prefix
 

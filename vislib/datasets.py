@@ -135,6 +135,11 @@ def _label(paths: list[PurePosixPath]) -> tuple[list[int | None], list[str]]:
     return [index[p.parts[0]] for p in paths], classes
 
 
+def _shown(name: str) -> str:
+    """A member's name as it may appear in a one-line message: quoted when it holds a newline or another control."""
+    return name if name.isprintable() else repr(name)
+
+
 def _hidden(parts) -> bool:
     return any(p.startswith(".") or p == "__MACOSX" for p in parts)
 
@@ -193,7 +198,7 @@ def _zip(data: bytes, title: str) -> Collection:
         if (stat.S_ISLNK(info.external_attr >> 16) or info.filename.startswith(("/", "\\"))
                 or ".." in path.parts or (path.parts and ":" in path.parts[0])):
             raise CollectionError(f"{title} was refused: it holds a link or a path outside its folder "
-                                  f"({info.filename}).")
+                                  f"({_shown(info.filename)}).")
     files = [m for m in members if not m.is_dir() and not _hidden(PurePosixPath(m.filename).parts)
              and PurePosixPath(m.filename).suffix.lower() in _SUFFIXES]
     if len(files) > MAX_FILES:
@@ -204,8 +209,9 @@ def _zip(data: bytes, title: str) -> Collection:
         raise CollectionError(f"{title} was refused: it would unpack to more than {MAX_UNZIPPED_BYTES // 2**30} GB.")
     for m in files:
         if m.file_size > 2**20 and m.file_size > MAX_RATIO * max(m.compress_size, 1):
-            raise CollectionError(f"{title} was refused: {m.filename} would unpack {m.file_size // max(m.compress_size, 1):,} "
-                                  "times larger than it is stored, which is what a zip bomb does.")
+            raise CollectionError(f"{title} was refused: {_shown(m.filename)} would unpack "
+                                  f"{m.file_size // max(m.compress_size, 1):,} times larger than it is stored, "
+                                  "which is what a zip bomb does.")
     lock = threading.Lock()  # one ZipFile over one buffer: members are read one at a time
 
     def read_bytes(name: str, limit: int) -> bytes:

@@ -382,7 +382,8 @@ def _load_checkpoint(source, arch: str | None, labels, device) -> Model:
 
 def _compare(expected: dict, given: dict) -> tuple[list[str], list[str]]:
     missing = [k for k in expected if k not in given]
-    unexpected = [k for k in given if k not in expected]
+    # A person's key names go into a one-line message: show a name with a newline (or other control) quoted.
+    unexpected = [k if k.isprintable() else repr(k) for k in given if k not in expected]
     unexpected += [f"{k} (shape {tuple(given[k].shape)}, expected {tuple(v.shape)})"
                    for k, v in expected.items() if k in given and given[k].shape != v.shape]
     return missing, unexpected
