@@ -97,11 +97,10 @@ else:
     cells["occlusion"][0].info("Run occlusion below the matrix to fill this row.")
 
 st.markdown("**How the score drops as the window slides through a point**")
-size = image.width
 point_col, curve_col = st.columns([1, 2])
-px = point_col.slider("Point: x", 0, size - 1, size // 2)
-py = point_col.slider("Point: y", 0, size - 1, size // 2)
-point_col.image(view_of.crosshair(image, px, py, occ["window"]), caption="The window at the point")
+with point_col:
+    st.caption("Click the picture (or type a point): the window slides along that row.")
+    px, py = widgets.point_picker(lambda x, y: view_of.crosshair(image, x, y, occ["window"]), image.size, "occ-point")
 centres, probs = view_of.occlusion_curve(model, model_key, picture, image_key, first, py, occ["window"], occ["stride"])
 curve_col.plotly_chart(view_of.curve_figure(centres, probs, px, labels[first]), key="occ-curve")
 

@@ -175,12 +175,14 @@ def test_black_baseline_is_black_in_pixels_and_blur_keeps_the_mean(lite0, cat):
         attribution.baseline_image(lite0, x, "white")
 
 
-def test_occlusion_fills_with_the_mean_colour_by_default(lite0, cat):
+def test_occlusion_fills_with_the_training_mean_by_default_or_the_pictures_mean(lite0, cat):
     from vislib import occlusion as engine
     x = picture(lite0, cat, 64)
     ours = attribution.occlusion(lite0, x, 281, window=32, stride=16)
-    assert torch.equal(ours, engine.occlusion(lite0, x, 281, 32, 16, x.mean((0, 2, 3))))
-    assert not torch.equal(ours, attribution.occlusion(lite0, x, 281, window=32, stride=16, baseline=0.0))
+    assert torch.equal(ours, engine.occlusion(lite0, x, 281, 32, 16, 0.0))  # the API's default fill
+    mean = attribution.occlusion(lite0, x, 281, window=32, stride=16, baseline="mean")
+    assert torch.equal(mean, engine.occlusion(lite0, x, 281, 32, 16, x.mean((0, 2, 3))))
+    assert not torch.equal(ours, mean)
 
 
 def test_occlusion_curve_is_the_probability_with_the_window_at_each_place(lite0, cat):
@@ -272,6 +274,9 @@ def test_the_page_shows_the_matrix_a_second_class_and_occlusion():
     assert sum(c.startswith("range ") for c in _captions(at)) == 14
     labels = [b.proto.label for b in at.get("download_button")]
     assert labels.count("Download") == 14 and "Download all panels (ZIP, with the raw maps as .npy)" in labels
+    at.number_input(key="occ-point-x").set_value(40).run()  # a click on the picture sets the same box
+    curve = next(c.proto.spec for c in at.get("plotly_chart") if "probability of" in c.proto.spec)
+    assert '"x0":40' in curve.replace(" ", "")  # the dotted line at the point
 
 
 def test_the_trust_section_plots_the_sanity_check_and_the_deletion_curves():

@@ -199,26 +199,28 @@ def integrated_gradients(model: Model, x: torch.Tensor, target: int | None = Non
     return _done(attr[0].sum(0))
 
 
-def occlusion_fill(x: torch.Tensor, baseline="mean") -> torch.Tensor | float:
-    """The occluder's colour: the picture's mean colour (the lecture's choice) or a given value."""
+def occlusion_fill(x: torch.Tensor, baseline=0.0) -> torch.Tensor | float:
+    """The occluder's colour in the network's normalised input: a value (0.0, the default as in
+    the API, is the training set's mean colour, the lecture's grey, for networks normalised by it),
+    one per channel, or "mean" for this picture's own mean colour."""
     return x.detach().mean((0, 2, 3)) if isinstance(baseline, str) and baseline == "mean" else baseline
 
 
 def occlusion(model: Model, x: torch.Tensor, target: int | None = None, window: int = 16, stride: int = 8,
-              baseline="mean", progress=None) -> torch.Tensor:
+              baseline=0.0, progress=None) -> torch.Tensor:
     x, target = _prepare(model, x, target)
     return _occlusion.occlusion(model, x, target, window, stride, occlusion_fill(x, baseline), progress=progress)
 
 
 def occlusion_preview(model: Model, x: torch.Tensor, target: int | None = None, window: int = 16, stride: int = 8,
-                      baseline="mean") -> torch.Tensor:
+                      baseline=0.0) -> torch.Tensor:
     """A quick approximation of `occlusion`'s map, to show while the exact one is computed."""
     x, target = _prepare(model, x, target)
     return _occlusion.occlusion_preview(model, x, target, window, stride, occlusion_fill(x, baseline))[0]
 
 
 def occlusion_curve(model: Model, x: torch.Tensor, target: int, row: int, window: int = 16, step: int = 4,
-                    baseline="mean") -> tuple[list[int], list[float]]:
+                    baseline=0.0) -> tuple[list[int], list[float]]:
     """The target's probability as the window slides horizontally along `row` (its centre there).
 
     Returns the window centres' x coordinates and the probabilities.

@@ -25,3 +25,19 @@ def test_upload_a_photo_and_see_every_method_explain_it(page, tmp_path):
     expect(panels).to_have_count(6, timeout=120_000)
     expect(page.get_by_role("button", name="Run occlusion")).to_be_visible()
     assert page.get_by_test_id("stException").count() == 0
+
+
+def test_a_click_on_the_picture_picks_the_point_of_the_score_curve(page):
+    page.get_by_role("link", name="Attribution").click()
+    point_x = page.get_by_label("Point: x")
+    expect(point_x).to_have_value("112")  # the centre of the 224 px picture
+    picture = page.locator(".st-key-occ-point-picture")
+    picture.scroll_into_view_if_needed()
+    box = picture.bounding_box()
+    # up and to the left of the centre: the picture is square and centred in its chart
+    page.mouse.move(box["x"] + box["width"] * 0.35, box["y"] + box["height"] * 0.35)
+    page.mouse.click(box["x"] + box["width"] * 0.35, box["y"] + box["height"] * 0.35)
+    expect(point_x).not_to_have_value("112")
+    x, y = int(point_x.input_value()), int(page.get_by_label("Point: y").input_value())
+    assert x < 112 and y < 112 and x % 8 == 4 and y % 8 == 4  # a marker every 8 px, from 4
+    assert page.get_by_test_id("stException").count() == 0
