@@ -84,8 +84,9 @@ def test_transforms_keep_the_size_and_follow_the_seed():
         for t in O.standard_transforms():
             y = t(y, gen)
         outs.append(y)
-    assert outs[0].shape == (1, 3, 44, 44)  # padded by 12 on each side
+    assert outs[0].shape == (1, 3, 20, 20)  # padded by 12 on each side, cropped back at the end
     assert torch.equal(*outs)
+    assert not torch.equal(outs[0], x)
 
 
 def test_stopping_from_the_callback_returns_early_with_an_image(lite0):

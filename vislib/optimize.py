@@ -302,10 +302,23 @@ def rotate(degrees: Sequence[float]) -> Transform:
     return lambda x, gen: _affine(x, float(_choice(gen, degrees)), 1.0)
 
 
+def crop(d: int) -> Transform:
+    """Cut `d` pixels from every side: undoes `pad`, so the network sees the image's own size."""
+    return lambda x, gen: x[..., d:x.shape[-2] - d, d:x.shape[-1] - d]
+
+
+def scale_and_rotate(factors: Sequence[float], degrees: Sequence[float]) -> Transform:
+    """`scale` then `rotate` as one resampling: half the cost, one blur instead of two."""
+    return lambda x, gen: _affine(x, float(_choice(gen, degrees)), _choice(gen, factors))
+
+
 def standard_transforms() -> list[Transform]:
-    """Lucid's standard robustness set: pad, jitter, scale, rotate, a small jitter."""
-    return [pad(12), jitter(8), scale([1 + (i - 5) / 50 for i in range(11)]),
-            rotate(list(range(-10, 11)) + 5 * [0]), jitter(4)]
+    """Lucid's standard robustness set (pad, jitter, scale, rotate, a small jitter), cropped back
+    to the image's size at the end: Lucid feeds the network the padded image, 248 px for 224,
+    which costs 23% more per step for nothing the paper asks for (the grey border and the
+    jitter still move the image by up to 12 px)."""
+    return [pad(12), jitter(8), scale_and_rotate([1 + (i - 5) / 50 for i in range(11)], list(range(-10, 11)) + 5 * [0]),
+            jitter(4), crop(12)]
 
 
 # ---------------------------------------------------------------- image operations (between steps)
