@@ -3,7 +3,8 @@ does the map's maximum fall on that object? Ours and Captum's Grad-CAM and occlu
 
     python bench/pointing_game.py [--placements 20] [--seed 0] [--window 32 --stride 16]
 
-Pairs are drawn (fixed seed) from samples that efficientnet_lite0 classifies correctly on their own.
+Pairs are drawn (fixed seed) from samples that efficientnet_lite0 classifies correctly on their own;
+each keeps its own scale (224 px), so the canvas is 480 x 256.
 A placement is a hit for a method when both objects' maps peak on their own object (goal: Grad-CAM
 and occlusion at least 18 of 20). Skips cleanly when ../shared/data is absent.
 """
@@ -23,15 +24,20 @@ from vislib import attribution, load_image, load_model  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SIZE = 224
+MARGIN = 16
 
 
 def canvas(left: Image.Image, right: Image.Image):
-    """Each picture squeezed to half the width, side by side on grey; their boxes (x0, y0, x1, y1)."""
-    out = Image.new("RGB", (SIZE, SIZE), (128, 128, 128))
-    half, top = SIZE // 2, SIZE // 4
+    """Each picture as the network sees it alone (224 px, centre square), side by side on a grey
+    canvas with a 16 px margin, 480 x 256 (the networks are convolutional: any size goes in);
+    their boxes (x0, y0, x1, y1)."""
+    out = Image.new("RGB", (2 * SIZE + 3 * MARGIN, SIZE + 2 * MARGIN), (128, 128, 128))
+    boxes = []
     for i, image in enumerate((left, right)):
-        out.paste(image.resize((half, half)), (i * half, top))
-    return out, [(0, top, half, top + half), (half, top, SIZE, top + half)]
+        x0 = MARGIN + i * (SIZE + MARGIN)
+        out.paste(TF.center_crop(TF.resize(image, SIZE), SIZE), (x0, MARGIN))
+        boxes.append((x0, MARGIN, x0 + SIZE, MARGIN + SIZE))
+    return out, boxes
 
 
 def correct_samples(model, files, want: int, rng) -> list[tuple[Path, int]]:
@@ -54,6 +60,8 @@ def main() -> int:
     parser.add_argument("--window", type=int, default=32, help="occlusion window (default: 32)")
     parser.add_argument("--stride", type=int, default=16, help="occlusion stride (default: 16)")
     parser.add_argument("--device", default=None)
+    parser.add_argument("--captum-occlusion", action="store_true",
+                        help="also Captum's Occlusion (slow on a CPU: ours equals it, see tests/test_occlusion.py)")
     args = parser.parse_args()
     if not (DATA / "imagenet-samples").is_dir():
         print(f"skipped: {DATA} is not here (the ImageNet samples live outside the repository)")
@@ -69,14 +77,15 @@ def main() -> int:
         return F.interpolate(cam, size=x.shape[2:], mode="bilinear")[0, 0]
 
     def captum_occlusion(x, t):
-        fill = x.mean((2, 3), keepdim=True)
         return Occlusion(model.net).attribute(x, target=t, sliding_window_shapes=(3, args.window, args.window),
-                                              strides=(3, args.stride, args.stride), baselines=fill,
+                                              strides=(3, args.stride, args.stride), baselines=0.0,
                                               perturbations_per_eval=16)[0].mean(0)
 
     methods = {m: (lambda x, t, m=m: attribution.attribute(model, x, m, t, **(occ if m == "occlusion" else {})))
                for m in attribution.METHODS}
-    methods.update({"captum_gradcam": captum_gradcam, "captum_occlusion": captum_occlusion})
+    methods["captum_gradcam"] = captum_gradcam
+    if args.captum_occlusion:
+        methods["captum_occlusion"] = captum_occlusion
     both = {m: 0 for m in methods}
     single = {m: 0 for m in methods}
     for p in range(args.placements):

@@ -94,12 +94,12 @@ def test_progress_reports_and_stops(lite0, cat_224):
     def progress(step, total, preview=None):
         calls.append((step, total, preview))
         return len(calls) < 2
-    result = occlusion(lite0, x, 281, 8, 4, 0.0, progress=progress, batch_size=20)
-    assert [(s, t) for s, t, _ in calls] == [(20, 225), (40, 225)]
+    result = occlusion(lite0, x, 281, 8, 4, 0.0, progress=progress, batch_size=70)
+    assert [(s, t) for s, t, _ in calls] == [(70, 225), (140, 225)]  # after each batch (at least TAIL_BATCH)
     assert isinstance(calls[-1][2], Image.Image) and calls[-1][2].size == (64, 64)
     assert result.shape == (64, 64) and torch.isfinite(result).all()
-    # 40 windows (the first rows) were evaluated: the bottom of the picture was never covered
-    assert result[:8].abs().sum() > 0 and (result[20:] == 0).all()
+    # 140 windows (the first 9 rows of 15 and 5 more) were evaluated: the bottom was never covered
+    assert result[:8].abs().sum() > 0 and (result[48:] == 0).all()
 
 
 def test_preview_is_close_and_cheaper(lite0, cat_224, exact_224):

@@ -266,13 +266,14 @@ METHODS: dict[str, Method] = {
                       "weighted by its average gradient, negatives dropped, stretched to the picture.", True),
     "guided_gradcam": Method("Guided Grad-CAM", guided_gradcam, "Guided backprop's fine detail kept only where "
                              "Grad-CAM says the class is.", True),
-    "smoothgrad": Method("SmoothGrad", smoothgrad, "Saliency averaged over 16 noisy copies of the picture: the noise "
-                         "in a single gradient averages out.", False),
+    "smoothgrad": Method("SmoothGrad", smoothgrad, "Saliency averaged over noisy copies of the picture (16 in the "
+                         "paper): the noise in a single gradient averages out.", False),
     "integrated_gradients": Method("Integrated gradients", integrated_gradients, "Gradients summed along a path "
-                                   "from a blank picture to yours (32 steps); the map adds up to the score's change.",
+                                   "from a starting picture (black, blurred or grey) to yours; the map adds up to the "
+                                   "score's change.",
                                    False),
-    "occlusion": Method("Occlusion", occlusion, "Cover a square of the picture with its mean colour and watch the "
-                        "score drop; slide the square everywhere.", False),
+    "occlusion": Method("Occlusion", occlusion, "Cover a square of the picture with grey (the training set's mean "
+                        "colour) and watch the score drop; slide the square everywhere.", False),
 }
 
 

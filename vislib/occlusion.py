@@ -78,6 +78,7 @@ _POINTWISE_FUNCTIONS = {operator.add, operator.mul, operator.sub, operator.trued
                         torch.sigmoid, F.sigmoid, torch.tanh}
 _POINTWISE_METHODS = {"relu", "sigmoid", "add", "mul", "contiguous", "clone"}
 FULL_FRACTION = 0.7  # a box larger than this share of its map costs more to gather than it saves
+TAIL_BATCH = 64  # copies a batch in the layers after the cut (whole small maps)
 
 
 @dataclass
@@ -200,15 +201,38 @@ class _Executor:
 
     # -- occluded pass
     def occluded(self, start: Box) -> torch.Tensor:
+        """The network's output for each occluded copy."""
+        return self.tail(self.head(start, len(self.graph.nodes)), len(self.graph.nodes))
+
+    def head(self, start: Box, cut: int) -> dict:
+        """The first `cut` nodes on boxes: their states (Box, SAME or whole tensors)."""
         env: dict = {}
-        for node in self.graph.nodes:
-            if node.op == "placeholder":
-                env[node] = start
-            elif node.op == "output":
+        for node in list(self.graph.nodes)[:cut]:
+            env[node] = start if node.op == "placeholder" else self._step(node, env)
+        return env
+
+    def tail(self, env: dict, cut: int) -> torch.Tensor:
+        """The nodes from `cut` on, given the states of the nodes before."""
+        for node in list(self.graph.nodes)[cut:]:
+            if node.op == "output":
                 return self._full(node.args[0], env)
-            else:
-                env[node] = self._step(node, env)
+            env[node] = self._step(node, env)
         raise RuntimeError("graph without output")
+
+    def cut(self, start: Box) -> int:
+        """Where every later node sees whole maps (its box covered most of its map): from there on
+        the copies gain nothing from boxes, and run faster as one large batch (in `_drops`)."""
+        env = self.head(start, len(self.graph.nodes) - 1)
+        nodes = list(self.graph.nodes)
+        last_box = max((i for i, n in enumerate(nodes[:-1]) if isinstance(env[n], Box)), default=0)
+        return last_box + 1
+
+    def live(self, env: dict, cut: int) -> dict:
+        """The states the tail reads, each as whole tensors (boxes pasted into the clean maps)."""
+        nodes = list(self.graph.nodes)
+        later = set(nodes[cut:])
+        return {n: env[n] if env[n] is SAME else self._full(n, env)
+                for n in nodes[:cut] if any(u in later for u in n.users)}
 
     def _full(self, node, env):
         """A node's occluded value as whole tensors (boxes pasted into the clean activation)."""
@@ -408,28 +432,51 @@ def _drops(model: Model, x: torch.Tensor, target: int, starts: list[tuple[int, i
     # between batches; the clean activations live in this job's own shallow copy of the engine.
     shared = _executor(model) if incremental else None
     engine = copy.copy(shared) if shared else None
+
+    def boxes(chunk):
+        # each window as a fixed-size box kept inside the picture; hanging windows are clipped
+        r = torch.tensor([min(a, height - window) for a, _ in chunk])
+        c = torch.tensor([min(b, width - window) for _, b in chunk])
+        values = _gather(x[0], r, c, window, window)
+        for i, (a, b) in enumerate(chunk):
+            values[i, :, a - int(r[i]):, b - int(c[i]):] = fill[0]
+        return r, c, values
+
     with torch.inference_mode():
         with device_lock(model.device):
             clean = engine.clean(x) if engine else model.net(x)
         clean_score = float(clean[0, target])
-        for first in range(0, len(starts), batch_size):
-            chunk = starts[first:first + batch_size]
-            # each window as a fixed-size box kept inside the picture; hanging windows are clipped
-            r = torch.tensor([min(a, height - window) for a, _ in chunk])
-            c = torch.tensor([min(b, width - window) for _, b in chunk])
-            values = _gather(x[0], r, c, window, window)
-            for i, (a, b) in enumerate(chunk):
-                values[i, :, a - int(r[i]):, b - int(c[i]):] = fill[0]
+        if engine is None:
+            for first in range(0, len(starts), batch_size):
+                chunk = starts[first:first + batch_size]
+                r, c, values = boxes(chunk)
+                batch = x.repeat(len(chunk), 1, 1, 1)
+                for i in range(len(chunk)):
+                    batch[i, :, r[i]:r[i] + window, c[i]:c[i] + window] = values[i]
+                with device_lock(model.device):
+                    out[first:first + len(chunk)] = clean_score - model.net(batch)[:, target].double().cpu()
+                if after_batch is not None and after_batch(first + len(chunk)) is False:
+                    return first + len(chunk) == len(starts)
+            return True
+        # Small batches through the early layers, where the boxes are and the maps are large (they
+        # stay in cache); then, from the cut on, the copies of several batches as one large batch:
+        # the late layers' whole small maps run faster that way.
+        with device_lock(model.device):
+            cut = engine.cut(Box(*boxes(starts[:1])))
+        tail_batch = max(batch_size, TAIL_BATCH)
+        pending, first = [], 0
+        for head_first in range(0, len(starts), batch_size):
+            chunk = starts[head_first:head_first + batch_size]
             with device_lock(model.device):
-                if engine:
-                    scores = engine.occluded(Box(r, c, values))[:, target]
-                else:
-                    batch = x.repeat(len(chunk), 1, 1, 1)
-                    for i in range(len(chunk)):
-                        batch[i, :, r[i]:r[i] + window, c[i]:c[i] + window] = values[i]
-                    scores = model.net(batch)[:, target]
-            out[first:first + len(chunk)] = clean_score - scores.double().cpu()
-            done = first + len(chunk)
+                pending.append(engine.live(engine.head(Box(*boxes(chunk)), cut), cut))
+            done = head_first + len(chunk)
+            if done - first < tail_batch and done < len(starts):
+                continue
+            env = {n: v if v is SAME else torch.cat([p[n] for p in pending]) for n, v in pending[0].items()}
+            with device_lock(model.device):
+                scores = engine.tail(env, cut)[:, target]
+            out[first:done] = clean_score - scores.double().cpu()
+            pending, first = [], done
             if after_batch is not None and after_batch(done) is False:
                 return done == len(starts)
     return True
