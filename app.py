@@ -4,9 +4,16 @@ The pages live in app_pages/, not pages/: Streamlit treats a folder named pages/
 entry script as an old-style page list and may run a page without this script (and so
 without its sidebar), e.g. on a first visit straight to a page's address.
 """
+# Imported before any session runs: plotly finds pandas in sys.modules without waiting for its
+# import to finish, and two sessions on a fresh server saw it half imported ("no attribute 'Series'").
+import pandas  # noqa: F401
+import plotly.express  # noqa: F401
 import streamlit as st
 
 from ui import queue, sidebar
+from vislib import device
+
+device.share_allocator()
 
 st.set_page_config(page_title="Seeing what a CNN has learned", layout="wide")
 

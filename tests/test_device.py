@@ -188,3 +188,19 @@ def test_page_shows_its_place_while_waiting_and_a_cache_hit_replays_no_stale_not
     at.run()  # the cached answer: Streamlit replays what the function drew, which must be nothing
     assert not at.exception and at.markdown[0].value == "answer 42"
     assert not [i for i in at.info if "Waiting" in i.value]
+
+
+def test_idle_devices_hand_freed_memory_back(monkeypatch):
+    trims = []
+    monkeypatch.setattr(device, "_libc", lambda: SimpleNamespace(malloc_trim=trims.append))
+    monkeypatch.setattr(device._trimmer, "delay", 0.05)
+    queue = device.device_lock("cpu")
+    with queue:
+        pass
+    _wait_until(lambda: trims == [0])
+    queue.acquire()  # busy when the timer fires: no trim then
+    device._trimmer.soon()
+    time.sleep(0.2)
+    assert trims == [0]
+    queue.release()
+    _wait_until(lambda: trims == [0, 0])

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import ctypes
 import dataclasses
 import functools
 import inspect
 import os
+import sys
 import threading
 import weakref
 from collections import deque
@@ -95,6 +97,8 @@ class DeviceQueue:
             if self._depth == 0:
                 self._owner = None
                 self._cond.notify_all()
+                if not self._waiting:
+                    _trimmer.soon()
 
     def __enter__(self) -> "DeviceQueue":
         self.acquire()
@@ -102,6 +106,55 @@ class DeviceQueue:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+# ---------------------------------------------------------------- memory back to the system
+
+def _libc():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
+class _Trimmer:
+    """After the devices have been idle a moment, hand freed memory back to the system.
+
+    glibc keeps what a job freed for reuse: after a class has gone home a server measured
+    +30-60% over its starting memory that no object used, and malloc_trim brought it back."""
+
+    def __init__(self, delay: float = 2.0):
+        self.delay, self._timer, self._guard = delay, None, threading.Lock()
+
+    def soon(self) -> None:
+        with self._guard:
+            if self._timer is None:
+                self._timer = threading.Timer(self.delay, self._trim)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _trim(self) -> None:
+        with self._guard:
+            self._timer = None
+        if any(q.ahead() for q in list(_queues.values())):
+            return  # busy again; the next idle moment trims
+        libc = _libc()
+        if libc is not None:
+            libc.malloc_trim(0)
+
+
+_trimmer = _Trimmer()
+
+
+def share_allocator(arenas: int = 2) -> None:
+    """Limit glibc's per-thread memory pools: Streamlit runs each session in its own thread and
+    each may get its own pool, so a class of 16 could hold 16 pools' worth of freed memory.
+    The device queue runs one job at a time anyway, so few pools cost nothing."""
+    libc = _libc()
+    if libc is not None:
+        libc.mallopt(-8, arenas)  # M_ARENA_MAX
 
 
 _queues: dict[str, DeviceQueue] = {}
