@@ -1,6 +1,7 @@
 """Texture synthesis and style transfer: Gram losses fall, smoothing is the paper's softmax, runs stop on request."""
 import math
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -56,13 +57,43 @@ def test_gram_distance_is_zero_for_the_same_picture(lite0, cat, brick):
     assert style.gram_distance(lite0, cat, brick, size=64) > 0.1
 
 
-def test_texture_lowers_the_gram_loss_20x(lite0, brick):
+def test_texture_lowers_the_gram_loss_20x_and_keeps_a_grey_sample_grey(lite0, brick):
     size = 64
     start = optimize.to_pil(style.noise(size, seed=0))
-    result = synthesis.texture(lite0, brick, size=size, steps=50, seed=0, scales=1)  # one scale: 64 px is small
+
+    def colour_noise(picture):  # mean distance of each channel from the pixel's grey, in grey levels
+        x = torch.from_numpy(np.asarray(picture, dtype=np.float32))
+        return float((x - x.mean(-1, keepdim=True)).abs().mean())
+
+    result = synthesis.texture(lite0, brick, size=size, steps=50, seed=0)  # the decorrelated Fourier image
     assert result.size == (size, size)
     before, after = style.gram_loss(lite0, start, brick, size), style.gram_loss(lite0, result, brick, size)
     assert before / after >= 20, (before, after)
+    # Brick is grey: the Fourier image's decorrelated colours stay grey, Gatys' noise pixels keep
+    # much of their colour noise (which the networks hardly see); the noise itself is at about 50.
+    pixels = synthesis.texture(lite0, brick, size=size, steps=50, seed=0, param="pixels")
+    assert colour_noise(result) < 3 < 10 < colour_noise(pixels) < colour_noise(start), \
+        (colour_noise(result), colour_noise(pixels), colour_noise(start))
+    with pytest.raises(ValueError, match="fourier or pixels"):
+        synthesis.texture(lite0, brick, size=size, steps=1, param="wavelets")
+
+
+def test_a_step_that_blows_the_loss_up_is_undone(lite0):
+    # A one-number image and a loss with a cliff: (x - 2)^2, plus 100 from x = 2.9 on. Steps of
+    # fixed size 1.5 go 0 -> 1.5 -> 3.0 (over the cliff): undone, back to 1.5, and again.
+    x = torch.zeros((), requires_grad=True)
+    param = optimize.Param([x], lambda: x.view(1, 1, 1, 1).expand(1, 3, 32, 32))
+
+    def loss(acts):
+        v = acts[optimize.IMAGE].mean()
+        return (v - 2) ** 2 + 100 * (v > 2.9).float()
+    seen = []
+    image = style.render_restarting(lite0, -optimize.Objective(loss, "cliff"), param, 6,
+                                    lambda step, total, preview=None, loss=None: seen.append((step, total, loss)),
+                                    optimizer="normalized", lr=1.5)
+    assert float(image.mean()) == 1.5 and float(x.detach()) == 1.5  # the best seen, not the last step's 3.0
+    # The steps whose loss jumped (3 and 5) are not reported; every step counts towards the 6.
+    assert seen == [(1, 6, 4.0), (2, 6, 0.25), (4, 6, 0.25), (6, 6, 0.25)]
 
 
 def test_style_transfer_lowers_the_gram_loss_from_the_photo(lite0, cat, mosaic):

@@ -65,6 +65,7 @@ def pick_collection(key: str = "collection", default: str = "samples"):
         st.info("Choose the pictures to look at.")
         return None
     labels = f", {len(collection.classes)} classes" if collection.classes else ", no labels"
-    skipped = f"; {collection.skipped} unreadable files skipped" if collection.skipped else ""
+    n = collection.skipped
+    skipped = f"; {n} unreadable file{'s' if n > 1 else ''} skipped" if n else ""
     st.caption(f"{collection.name}: {len(collection):,} pictures{labels}, from {collection.source_note}{skipped}.")
     return collection, collection.key
