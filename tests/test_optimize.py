@@ -84,9 +84,20 @@ def test_transforms_keep_the_size_and_follow_the_seed():
         for t in O.standard_transforms():
             y = t(y, gen)
         outs.append(y)
-    assert outs[0].shape == (1, 3, 20, 20)  # padded by 12 on each side, cropped back at the end
+    assert outs[0].shape == (1, 3, 20, 20)  # the image's own size
     assert torch.equal(*outs)
     assert not torch.equal(outs[0], x)
+
+
+def test_the_affine_view_moves_the_picture_and_brings_in_grey():
+    x = torch.rand(1, 3, 16, 16)
+    moved = O._affine(x, 0.0, 1.0, (3, -2))  # 3 px right, 2 px up
+    assert torch.allclose(moved[..., :-2, 3:], x[..., 2:, :-3], atol=1e-5)
+    assert torch.allclose(moved[..., :, :3], torch.full_like(moved[..., :, :3], 0.5))  # grey came in
+    assert torch.allclose(moved[..., -2:, :], torch.full_like(moved[..., -2:, :], 0.5))
+    turned = O._affine(x, 90.0, 1.0)
+    assert torch.allclose(turned, torch.rot90(x, -1, dims=(-2, -1)), atol=1e-5) or \
+        torch.allclose(turned, torch.rot90(x, 1, dims=(-2, -1)), atol=1e-5)
 
 
 def test_stopping_from_the_callback_returns_early_with_an_image(lite0):
