@@ -56,6 +56,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--after", type=float, default=1.5, help="seconds of work before the first stop request")
     p.add_argument("--repeats", type=int, default=3, help="stops per job, each a little later")
+    p.add_argument("--only", default="", help="only the jobs whose name contains this")
     args = p.parse_args()
     model = vislib.load_model()
     pictures = sample_images()
@@ -69,7 +70,7 @@ def main():
         "SmoothGrad": lambda: attribution.smoothgrad(model, x, 281, samples=64),
         "sanity check": lambda: trust.randomisation_check(model, x, 281, ["saliency", "gradcam", "integrated_gradients"]),
         "class image 224 px": lambda: synthesis.class_visualization(model, 1, steps=100),
-        "DeepDream": lambda: synthesis.deepdream(model, cat, layer),
+        "DeepDream": lambda: synthesis.deepdream(model, cat, layer, steps_per_octave=40),
         "inversion": lambda: synthesis.invert(model, cat, layer, steps=100),
         "texture 256 px": lambda: synthesis.texture(model, coffee, steps=100),
         "style transfer 256 px": lambda: synthesis.style_transfer(model, cat, coffee, steps=100),
@@ -80,7 +81,7 @@ def main():
     print(f"{model.name} on {device.describe(model.device)}; stop requested after {args.after} s (+0.3 s per repeat)")
     print(f"{'job':24s} {'median s':>9s} {'max s':>7s}")
     worst = 0.0
-    for name, job in jobs.items():
+    for name, job in ((n, j) for n, j in jobs.items() if args.only in n):
         seconds = [stop_latency(job, args.after + 0.3 * i) for i in range(args.repeats)]
         seconds = [s for s in seconds if s is not None]
         if not seconds:
