@@ -10,10 +10,11 @@ import pandas  # noqa: F401
 import plotly.express  # noqa: F401
 import streamlit as st
 
-from ui import queue, sidebar
+from ui import queue, sessions, sidebar
 from vislib import device
 
 device.share_allocator()
+sessions.start_reaper()
 
 st.set_page_config(page_title="Seeing what a CNN has learned", layout="wide")
 

@@ -1,0 +1,32 @@
+"""Closed tabs' sessions are shut down properly once they have been gone a while."""
+from types import SimpleNamespace
+
+from ui import sessions
+
+
+class FakeRuntime:
+    def __init__(self):
+        self.all, self.active, self.closed = set(), set(), []
+        info = lambda ids: [SimpleNamespace(session=SimpleNamespace(id=i)) for i in sorted(ids)]  # noqa: E731
+        self._session_mgr = SimpleNamespace(list_sessions=lambda: info(self.all),
+                                            list_active_sessions=lambda: info(self.active))
+        loop = SimpleNamespace(call_soon_threadsafe=lambda fn, *args: fn(*args))
+        self._get_async_objs = lambda: SimpleNamespace(eventloop=loop)
+
+    def close_session(self, session_id):
+        self.closed.append(session_id)
+        self.all.discard(session_id)
+
+
+def test_only_sessions_gone_for_the_grace_period_are_closed():
+    rt, seen = FakeRuntime(), {}
+    rt.all, rt.active = {"a", "b", "c"}, {"a"}
+    assert sessions.reap(rt, seen, now=0.0, grace=30) == []        # b and c just left
+    rt.active.add("c")                                              # c came back (a reconnect)
+    assert sessions.reap(rt, seen, now=20.0, grace=30) == []
+    rt.active.discard("c")                                          # and left again at 25 s
+    assert sessions.reap(rt, seen, now=25.0, grace=30) == []
+    assert sessions.reap(rt, seen, now=31.0, grace=30) == ["b"]     # gone 31 s
+    assert sessions.reap(rt, seen, now=54.0, grace=30) == []        # c: gone 29 s since it left again
+    assert sessions.reap(rt, seen, now=56.0, grace=30) == ["c"]
+    assert rt.closed == ["b", "c"] and rt.all == {"a"} and seen == {}
