@@ -148,6 +148,7 @@ class _Executor:
             if hasattr(m, "inplace"):
                 m.inplace = False
         self.graph = _Tracer().trace(net)
+        self.nodes = list(self.graph.nodes)  # in order; head and tail slice it for every batch
         self.modules = dict(net.named_modules())
         self.net = net
         self._fold_batch_norms()
@@ -202,18 +203,18 @@ class _Executor:
     # -- occluded pass
     def occluded(self, start: Box) -> torch.Tensor:
         """The network's output for each occluded copy."""
-        return self.tail(self.head(start, len(self.graph.nodes)), len(self.graph.nodes))
+        return self.tail(self.head(start, len(self.nodes)), len(self.nodes))
 
     def head(self, start: Box, cut: int) -> dict:
         """The first `cut` nodes on boxes: their states (Box, SAME or whole tensors)."""
         env: dict = {}
-        for node in list(self.graph.nodes)[:cut]:
+        for node in self.nodes[:cut]:
             env[node] = start if node.op == "placeholder" else self._step(node, env)
         return env
 
     def tail(self, env: dict, cut: int) -> torch.Tensor:
         """The nodes from `cut` on, given the states of the nodes before."""
-        for node in list(self.graph.nodes)[cut:]:
+        for node in self.nodes[cut:]:
             if node.op == "output":
                 return self._full(node.args[0], env)
             env[node] = self._step(node, env)
@@ -222,14 +223,14 @@ class _Executor:
     def cut(self, start: Box) -> int:
         """Where every later node sees whole maps (its box covered most of its map): from there on
         the copies gain nothing from boxes, and run faster as one large batch (in `_drops`)."""
-        env = self.head(start, len(self.graph.nodes) - 1)
-        nodes = list(self.graph.nodes)
+        env = self.head(start, len(self.nodes) - 1)
+        nodes = self.nodes
         last_box = max((i for i, n in enumerate(nodes[:-1]) if isinstance(env[n], Box)), default=0)
         return last_box + 1
 
     def live(self, env: dict, cut: int) -> dict:
         """The states the tail reads, each as whole tensors (boxes pasted into the clean maps)."""
-        nodes = list(self.graph.nodes)
+        nodes = self.nodes
         later = set(nodes[cut:])
         return {n: env[n] if env[n] is SAME else self._full(n, env)
                 for n in nodes[:cut] if any(u in later for u in n.users)}
