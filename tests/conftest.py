@@ -11,6 +11,16 @@ from vislib import models
 from vislib.images import sample_images
 
 
+@pytest.fixture(scope="session", autouse=True)
+def full_float32():
+    """On a GPU cuDNN convolves in TF32 (a 10-bit mantissa) by default, so two batchings of the
+    same pictures differ in the third digit; the tests compare with references in float32."""
+    before = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32 = before
+
+
 @pytest.fixture(scope="session")
 def lite0() -> vislib.Model:
     """The default network with its real weights (shared: never change it in a test)."""

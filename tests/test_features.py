@@ -19,7 +19,7 @@ def three():
 
 
 def _batch(model, collection):
-    return torch.stack([model.preprocess(collection[i][0]) for i in range(len(collection))])
+    return torch.stack([model.preprocess(collection[i][0]) for i in range(len(collection))]).to(model.device)
 
 
 def test_penultimate_of_efficientnet_is_timms_pre_logits(lite0, three):
@@ -27,7 +27,7 @@ def test_penultimate_of_efficientnet_is_timms_pre_logits(lite0, three):
     with torch.inference_mode():
         want = lite0.net.forward_head(lite0.net.forward_features(_batch(lite0, three)), pre_logits=True)
     assert got.shape == (3, 1280) and got.dtype == np.float32
-    np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got, want.cpu().numpy(), rtol=1e-4, atol=1e-5)
 
 
 def test_penultimate_of_resnet_is_the_input_of_fc(random_model, three):
@@ -35,7 +35,7 @@ def test_penultimate_of_resnet_is_the_input_of_fc(random_model, three):
     headless = copy.deepcopy(model.net)
     headless.fc = torch.nn.Identity()
     with torch.inference_mode():
-        want = headless(_batch(model, three)).numpy()
+        want = headless(_batch(model, three)).cpu().numpy()
     np.testing.assert_allclose(features.extract(model, three), want, rtol=1e-4, atol=1e-5)
 
 

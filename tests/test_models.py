@@ -38,8 +38,8 @@ def test_default_model_is_efficientnet_lite0(lite0):
     assert all(not m.training for m in lite0.net.modules())
     params = list(lite0.net.parameters())
     assert params and not any(p.requires_grad for p in params)
-    assert lite0.device == torch.device("cpu")  # no GPU on the test machines
-    assert {p.device for p in params} == {torch.device("cpu")}
+    assert lite0.device == default_device()  # CUDA where there is one
+    assert {p.device for p in params} == {lite0.device}
 
 
 def test_vislib_device_overrides(monkeypatch):
@@ -192,9 +192,9 @@ def test_resnet18_from_torchvision_cache(torch_home):
     state = _save_random(torch_home, "resnet18")
     assert models.availability("resnet18").state == "ready"
     model = load_model("resnet18")
-    assert torch.equal(model.net.conv1.weight, state["conv1.weight"])
-    assert torch.equal(model.net.fc.bias, state["fc.bias"])
-    assert torch.equal(model.net.layer3[1].bn2.running_var, state["layer3.1.bn2.running_var"])
+    assert torch.equal(model.net.conv1.weight.cpu(), state["conv1.weight"])
+    assert torch.equal(model.net.fc.bias.cpu(), state["fc.bias"])
+    assert torch.equal(model.net.layer3[1].bn2.running_var.cpu(), state["layer3.1.bn2.running_var"])
     assert model.labels == list(torchvision.models.ResNet18_Weights.DEFAULT.meta["categories"])
     assert len(model.labels) == 1000 and model.labels[281] == "tabby"
     assert model.input_size == 224 and model.mean == (0.485, 0.456, 0.406) and model.std == (0.229, 0.224, 0.225)
@@ -214,7 +214,7 @@ def test_zoo_loads_the_cache_as_torchvision_does(torch_home, name, kwargs, legac
     theirs = torchvision.models.get_model(name, weights="DEFAULT").eval()  # torchvision's own loading
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
-        assert torch.allclose(ours.net(x), theirs(x), atol=1e-5)
+        assert torch.allclose(ours.net(x.to(ours.device)).cpu(), theirs(x), atol=1e-5)
     assert ours.labels[281] == "tabby"
 
 
@@ -350,7 +350,7 @@ def test_user_checkpoint_loads(resnet18_ten, file):
     assert model.labels == labels and model.name == file and model.arch == "resnet18"
     loaded = model.net.state_dict()
     assert loaded.keys() == state.keys()
-    assert all(torch.equal(loaded[k], state[k]) for k in state)
+    assert all(torch.equal(loaded[k].cpu(), state[k]) for k in state)
     assert model.input_size == 224 and model.mean == (0.485, 0.456, 0.406)
     assert model.probabilities(torch.zeros(1, 3, 224, 224)).shape == (1, 10)
     assert [info.name for info in model.layers()][:2] == ["relu", "maxpool"]
@@ -367,7 +367,7 @@ def test_user_checkpoint_accepts_wrapped_and_dataparallel_state(resnet18_ten):
     wrapped = {"state_dict": {f"module.{k}": v for k, v in state.items()}, "epoch": 3}
     torch.save(wrapped, folder / "wrapped.pth")
     model = load_model(str(folder / "wrapped.pth"), arch="resnet18", labels=labels)
-    assert torch.equal(model.net.fc.weight, state["fc.weight"]) and model.labels == labels
+    assert torch.equal(model.net.fc.weight.cpu(), state["fc.weight"]) and model.labels == labels
 
 
 def test_user_checkpoint_for_another_architecture(resnet18_ten):

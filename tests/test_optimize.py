@@ -1,4 +1,6 @@
 """The optimisation engine: objective algebra, parameterisations, the loop's promises to a shared network."""
+import dataclasses
+
 import pytest
 import torch
 
@@ -48,7 +50,7 @@ def test_parameterisations_make_valid_reproducible_images():
     assert torch.equal(image, O.fourier(32, seed=3).make_image().detach())
     assert not torch.equal(image, O.fourier(32, seed=4).make_image().detach())
     init = torch.full((1, 3, 4, 4), 0.5)
-    q = O.pixels(init=init, low=init - 0.1, high=init + 0.1, quantise=True)
+    q = O.pixels(init=init, low=init - 0.1, high=init + 0.1, quantise=True, device="cpu")
     with torch.no_grad():
         q.pixels.add_(0.3)
     q.constrain()
@@ -136,6 +138,12 @@ def test_an_early_layer_objective_does_not_run_the_rest_of_the_network(lite0):
         assert len(seen) == 2
     finally:
         handle.remove()
+
+
+def test_an_image_on_another_device_than_the_network_is_one_sentence(lite0):
+    elsewhere = dataclasses.replace(lite0, device=torch.device("meta"))
+    with pytest.raises(ValueError, match=r"^The image is on cpu but the network on meta: make it with device=model.device.$"):
+        O.render(elsewhere, O.class_logit(1), O.pixels(8, device="cpu"), steps=1)
 
 
 def test_until_returns_the_image_that_met_the_condition(lite0):

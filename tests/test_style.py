@@ -81,7 +81,7 @@ def test_texture_lowers_the_gram_loss_20x_and_keeps_a_grey_sample_grey(lite0, br
 def test_a_step_that_blows_the_loss_up_is_undone(lite0):
     # A one-number image and a loss with a cliff: (x - 2)^2, plus 100 from x = 2.9 on. Steps of
     # fixed size 1.5 go 0 -> 1.5 -> 3.0 (over the cliff): undone, back to 1.5, and again.
-    x = torch.zeros((), requires_grad=True)
+    x = torch.zeros((), device=lite0.device, requires_grad=True)
     param = optimize.Param([x], lambda: x.view(1, 1, 1, 1).expand(1, 3, 32, 32))
 
     def loss(acts):

@@ -163,7 +163,7 @@ _queues_guard = threading.Lock()
 
 def device_lock(device: str | torch.device) -> DeviceQueue:
     """The one queue for ``device`` (re-entrant, so a locked helper may call another)."""
-    key = str(torch.device(device))
+    key = str(_indexed(torch.device(device)))
     with _queues_guard:
         if key not in _queues:
             _queues[key] = DeviceQueue(key)
@@ -267,18 +267,26 @@ def default_device() -> torch.device:
     wanted = os.environ.get("VISLIB_DEVICE", "").strip()
     if wanted:
         try:
-            return torch.device(wanted)
+            return _indexed(torch.device(wanted))
         except RuntimeError as err:
             raise ValueError(f"VISLIB_DEVICE={wanted!r} is not a device name PyTorch knows (try cpu or cuda).") from err
     if torch.cuda.is_available():
-        return torch.device("cuda")
+        return _indexed(torch.device("cuda"))
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
 
 
 def resolve(device: str | torch.device | None) -> torch.device:
-    return default_device() if device is None else torch.device(device)
+    return default_device() if device is None else _indexed(torch.device(device))
+
+
+def _indexed(device: torch.device) -> torch.device:
+    """'cuda' as 'cuda:0' (the current GPU): tensors always name their GPU, so a model's device
+    compares equal to its tensors', and one GPU has one queue whichever way it was named."""
+    if device.type == "cuda" and device.index is None and torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
+    return device
 
 
 def describe(device: str | torch.device) -> str:

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
-from .device import device_lock
+from .device import default_device, device_lock
 from .models import Model
 
 LOGITS = "logits"
@@ -200,7 +200,7 @@ class Param:
 
 
 def pixels(size: int | tuple[int, int] | None = None, init: torch.Tensor | None = None,
-           seed: int = 0, sd: float = 0.01, device="cpu", low=0.0, high=1.0,
+           seed: int = 0, sd: float = 0.01, device=None, low=0.0, high=1.0,
            quantise: bool = False) -> Param:
     """The image's pixels themselves, kept within [low, high] (numbers or tensors like the image).
 
@@ -212,7 +212,7 @@ def pixels(size: int | tuple[int, int] | None = None, init: torch.Tensor | None 
         h, w = (size, size) if isinstance(size, int) else size
         noise = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(seed)) * sd
         init = 0.5 + noise
-    x = init.detach().clone().float().to(device)
+    x = init.detach().clone().float().to(device or default_device())
     low, high = (torch.as_tensor(v, dtype=x.dtype, device=x.device) for v in (low, high))
     x = torch.maximum(torch.minimum(x, high), low).requires_grad_(True)
 
@@ -232,7 +232,7 @@ _COLOR = _COLOR_SVD_SQRT / _COLOR_SVD_SQRT.norm(dim=0).max()
 
 
 def fourier(size: int | tuple[int, int], seed: int = 0, sd: float = 0.01, decay_power: float = 1.0,
-            device="cpu") -> Param:
+            device=None) -> Param:
     """Lucid's decorrelated Fourier image: a spectrum scaled by 1/frequency, in decorrelated colours.
 
     Hand-written (as in Lucid's fft_image/to_valid_rgb, a dozen lines) because no maintained
@@ -241,6 +241,7 @@ def fourier(size: int | tuple[int, int], seed: int = 0, sd: float = 0.01, decay_
     noise does not win (Olah et al. 2017, "Feature Visualization").
     """
     h, w = (size, size) if isinstance(size, int) else size
+    device = device or default_device()
     fy = torch.fft.fftfreq(h)[:, None]
     fx = torch.fft.rfftfreq(w)[None, :]
     freqs = (fx * fx + fy * fy).sqrt()
