@@ -446,6 +446,9 @@ def render(model: Model, objective: Objective, param: Param, transforms: Sequenc
         raise ValueError(f"Unknown optimiser {optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}.")
     if image_ops and param.pixels is None:
         raise ValueError("Image operations (decay, blur, clipping) need the plain pixel parameterisation.")
+    if any(t.device != model.device for t in param.tensors):
+        raise ValueError(f"The image is on {param.tensors[0].device} but the network on {model.device}: "
+                         "make it with device=model.device.")
     gen = torch.Generator().manual_seed(seed)
     opt = OPTIMIZERS[optimizer](param.tensors, lr)
     layers = [n for n in objective.layers if n not in (LOGITS, IMAGE)]
