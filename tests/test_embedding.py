@@ -199,7 +199,7 @@ def test_neighbours_page_shows_pixel_and_feature_neighbours(app, lite0, cat, sam
     app.switch_page("app_pages/neighbours.py").run()
     assert not app.exception, [e.value for e in app.exception]
     assert [s.value for s in app.subheader] == ["In pixel space", "In feature space"]
-    query = layer_output(lite0, lite0.preprocess(cat)[None], None, lambda t: t.flatten(1))[0].numpy()
+    query = layer_output(lite0, lite0.preprocess(cat)[None], None, lambda t: t.flatten(1))[0].cpu().numpy()
     pixel, feature = _strips(app)
     assert feature == embedding.nearest(samples_features, query, 8).tolist()
     cat_pixels = np.asarray(thumbnail(cat, 32), np.float32).reshape(-1) / 255
@@ -235,3 +235,15 @@ def test_feature_map_page_draws_pca_and_tsne_maps_and_a_grid(app, samples_featur
     app.checkbox(key="map-grid").check().run()
     assert not app.exception
     assert any(c.startswith("9 pictures, each in the grid cell") for im in app.get("image") for c in im.captions)
+
+
+def test_row_sums_in_fixed_point_equal_index_add():
+    """The GPU's fixed-point sums (exact in any order) add up what index_add_ does, empty rows included."""
+    from vislib.tsne import RowSums
+    g = torch.Generator().manual_seed(0)
+    index, values = torch.randint(0, 50, (1000,), generator=g), torch.randn(1000, 3, generator=g, dtype=torch.float64)
+    fixed = RowSums(index, 60, fixed_point=True)
+    assert fixed.fixed_point and not RowSums(index, 60).fixed_point  # the CPU keeps index_add_
+    expected = torch.zeros(60, 3, dtype=torch.float64).index_add_(0, index, values)
+    torch.testing.assert_close(fixed(values), expected, rtol=0, atol=1e-9)
+    assert (fixed(values)[50:] == 0).all() and fixed(values).dtype == torch.float64
