@@ -17,7 +17,7 @@ def captum_map(model, x, target, window, stride, baseline) -> torch.Tensor:
     fill = torch.as_tensor(baseline, dtype=x.dtype).reshape(1, -1, 1, 1) if not isinstance(baseline, float) else baseline
     return Occlusion(model.net).attribute(
         x, target=target, sliding_window_shapes=(x.shape[1], window, window), strides=(x.shape[1], stride, stride),
-        baselines=fill, perturbations_per_eval=32)[0].mean(0).float()
+        baselines=fill, perturbations_per_eval=32)[0].mean(0).float().cpu()
 
 
 def assert_same_map(ours: torch.Tensor, reference: torch.Tensor) -> None:
@@ -29,7 +29,7 @@ def assert_same_map(ours: torch.Tensor, reference: torch.Tensor) -> None:
 
 @pytest.fixture(scope="module")
 def cat_224(lite0, cat):
-    x = lite0.preprocess(cat)[None]
+    x = lite0.preprocess(cat)[None].to(lite0.device)
     return x, int(lite0.net(x).argmax())
 
 
