@@ -158,3 +158,21 @@ def test_normalized_ascent_moves_by_the_step_over_the_mean_absolute_gradient():
     p.grad = torch.tensor([1.0, -3.0, 2.0, 2.0])  # mean |g| = 2
     O.NormalizedAscent([p], lr=0.1).step()
     assert torch.allclose(p.detach(), torch.tensor([-0.05, 0.15, -0.1, -0.1]))
+
+
+def test_our_lbfgs_takes_torchs_steps():
+    """The GPU-friendly L-BFGS (no reads back to Python) follows torch's LBFGS(max_iter=1) step for step."""
+    def f(x):  # a smooth bowl that is not quadratic, so the history matters
+        return ((x - 1) ** 2 * torch.arange(1, 7.0)).sum() + 0.1 * (x ** 4).sum() + (x[0] * x[1]) ** 2
+    ours, theirs = torch.zeros(6, requires_grad=True), torch.zeros(6, requires_grad=True)
+    opts = O.LBFGS([ours], lr=0.8, history_size=5), torch.optim.LBFGS([theirs], lr=0.8, max_iter=1, history_size=5)
+    for _ in range(30):
+        for opt, x in zip(opts, (ours, theirs)):
+            def closure(opt=opt, x=x):
+                opt.zero_grad()
+                loss = f(x)
+                loss.backward()
+                return loss
+            opt.step(closure)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
+    assert float(f(ours.detach())) < 0.9 < float(f(torch.zeros(6)))
