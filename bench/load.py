@@ -7,7 +7,12 @@ Run button, pressed only with --occlusion), then runs the shortest class image t
 Every result picture the browser shows is fetched from Streamlit's media endpoint and compared
 with the same session run alone on its own server. The server's RSS is sampled every 0.5 s.
 
-    python bench/load.py [--sessions 1,4,8,16] [--timeout 900] [--after 60] [--device cpu] [--occlusion] [--cold]
+    python bench/load.py [--sessions 1,4,8,16] [--timeout 900] [--after 60] [--settle 45] [--device cpu] [--occlusion] [--cold]
+
+The start level is taken after one warm-up session (it loads the network), once its tab has been
+closed for --settle seconds, i.e. after the server has shut that session down as it will the N
+sessions'; the end level --after seconds after the N tabs close. Each level's memory map goes to
+bench/out/smaps-N-{start,after}.txt.
 """
 import argparse
 import asyncio
@@ -78,6 +83,10 @@ class Server:
                 self.samples.append((time.time(), self.memory()["VmRSS"]))
             except (OSError, KeyError):
                 return
+
+    def save_smaps(self, name: str):
+        """The server's memory map (/proc/PID/smaps) into bench/out: which mappings hold what."""
+        (OUT / name).write_text(Path(f"/proc/{self.proc.pid}/smaps").read_text())
 
     def reset_peak(self):
         """Start VmHWM afresh (Linux: 5 in clear_refs), so that it covers the sessions only."""
@@ -253,8 +262,11 @@ async def main(args):
                     warm = await session(browser, server.url, photos[0], labels[0], args.timeout, args.occlusion)
                     if warm["error"]:
                         sys.exit(f"the warm-up session failed: {warm['error']}; see {log}")
-                    await asyncio.sleep(2)
+                    # its tab is closed: let the server shut its session down and hand the memory
+                    # back, as it will for the N sessions, so that both levels are measured alike
+                    await asyncio.sleep(args.settle)
                 start_rss = server.memory()["VmRSS"]
+                server.save_smaps(f"smaps-{n}-start.txt")
                 server.reset_peak()
                 t0, began = time.time(), time.perf_counter()
                 results = await run_sessions(browser, server.url, photos, labels, n, args.timeout, args.occlusion)
@@ -263,6 +275,7 @@ async def main(args):
                 closed = time.time()
                 await asyncio.sleep(args.after)
                 after_rss = server.memory()["VmRSS"]
+                server.save_smaps(f"smaps-{n}-after.txt")
                 curve = [round(rss) for when, rss in server.samples if when >= closed][::20]  # every 10 s
             finally:
                 server.stop()
@@ -303,6 +316,9 @@ if __name__ == "__main__":
                         help="numbers of simultaneous sessions, comma-separated")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per run of N sessions (and each alone)")
     parser.add_argument("--after", type=float, default=60, help="seconds to wait after the sessions close")
+    parser.add_argument("--settle", type=float, default=45,
+                        help="seconds after the warm-up session's tab closes before the start level (the server "
+                             "shuts a closed tab's session down after 30 s)")
     parser.add_argument("--device", default="cpu", help="VISLIB_DEVICE for the server")
     parser.add_argument("--occlusion", action="store_true", help="also run occlusion in the matrix")
     parser.add_argument("--cold", action="store_true",

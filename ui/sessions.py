@@ -17,6 +17,8 @@ import time
 import streamlit as st
 from streamlit.runtime import Runtime
 
+from vislib import device
+
 GRACE = 30.0  # seconds; below .streamlit/config.toml's disconnectedSessionTTL (45)
 EVERY = 5.0
 
@@ -45,11 +47,18 @@ def reap(runtime: Runtime, first_seen: dict[str, float], now: float, grace: floa
 
 def _forever() -> None:
     first_seen: dict[str, float] = {}
+    release = 0  # rounds left in which to hand the closed sessions' memory back
     while True:
         time.sleep(EVERY)
         try:
-            if Runtime.exists():
-                reap(Runtime.instance(), first_seen, time.monotonic())
+            if release:
+                # Their pictures and state are freed once the event loop has shut them down and
+                # their script threads have ended; glibc keeps freed memory until told (the
+                # device queue's own trim runs only after device jobs, long before the tab closed).
+                device.release_memory()
+                release -= 1
+            if Runtime.exists() and reap(Runtime.instance(), first_seen, time.monotonic()):
+                release = 2
         except Exception:  # never let cleaning up take the server down
             _log.exception("could not close disconnected sessions")
 

@@ -13,6 +13,7 @@ import copy
 import ctypes
 import dataclasses
 import functools
+import gc
 import inspect
 import os
 import sys
@@ -146,6 +147,15 @@ class _Trimmer:
 
 
 _trimmer = _Trimmer()
+
+
+def release_memory() -> None:
+    """Collect garbage and hand freed memory back to the system now: for when something other
+    than a device job let go of memory (closed sessions' pictures and state)."""
+    gc.collect()
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 def share_allocator(arenas: int = 2) -> None:
