@@ -11,9 +11,7 @@ import plotly.express  # noqa: F401
 import streamlit as st
 
 from ui import queue, sessions, sidebar
-from vislib import device
 
-device.share_allocator()
 sessions.start_reaper()
 
 st.set_page_config(page_title="Seeing what a CNN has learned", layout="wide")

@@ -158,15 +158,6 @@ def release_memory() -> None:
         libc.malloc_trim(0)
 
 
-def share_allocator(arenas: int = 2) -> None:
-    """Limit glibc's per-thread memory pools: Streamlit runs each session in its own thread and
-    each may get its own pool, so a class of 16 could hold 16 pools' worth of freed memory.
-    The device queue runs one job at a time anyway, so few pools cost nothing."""
-    libc = _libc()
-    if libc is not None:
-        libc.mallopt(-8, arenas)  # M_ARENA_MAX
-
-
 _queues: dict[str, DeviceQueue] = {}
 _queues_guard = threading.Lock()
 
