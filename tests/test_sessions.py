@@ -30,3 +30,18 @@ def test_only_sessions_gone_for_the_grace_period_are_closed():
     assert sessions.reap(rt, seen, now=54.0, grace=30) == []        # c: gone 29 s since it left again
     assert sessions.reap(rt, seen, now=56.0, grace=30) == ["c"]
     assert rt.closed == ["b", "c"] and rt.all == {"a"} and seen == {}
+
+
+def test_the_memory_of_closed_sessions_is_handed_back_in_the_next_two_rounds(monkeypatch):
+    released = []
+    monkeypatch.setattr(sessions.device, "release_memory", lambda: released.append(True))
+    rt, state = FakeRuntime(), {}
+    rt.all, rt.active = {"a", "b"}, {"a"}
+    sessions.one_round(rt, state, now=0.0)
+    assert released == [] and rt.closed == []
+    sessions.one_round(rt, state, now=31.0)                   # b closed in this round
+    assert rt.closed == ["b"] and released == []
+    sessions.one_round(rt, state, now=36.0)
+    sessions.one_round(None, state, now=41.0)                  # also when the runtime is gone
+    sessions.one_round(rt, state, now=46.0)
+    assert len(released) == 2

@@ -45,20 +45,25 @@ def reap(runtime: Runtime, first_seen: dict[str, float], now: float, grace: floa
     return closing
 
 
+def one_round(runtime: Runtime | None, state: dict, now: float) -> None:
+    """What the reaper does every EVERY seconds: hand back the memory of the sessions it shut
+    down in the last two rounds, then shut down those gone for GRACE seconds."""
+    if state.get("release"):
+        # Their pictures and state are freed once the event loop has shut them down and their
+        # script threads have ended; glibc keeps freed memory until told (the device queue's own
+        # trim runs only after device jobs, long before the tab closed).
+        device.release_memory()
+        state["release"] -= 1
+    if runtime is not None and reap(runtime, state.setdefault("first_seen", {}), now):
+        state["release"] = 2
+
+
 def _forever() -> None:
-    first_seen: dict[str, float] = {}
-    release = 0  # rounds left in which to hand the closed sessions' memory back
+    state: dict = {}
     while True:
         time.sleep(EVERY)
         try:
-            if release:
-                # Their pictures and state are freed once the event loop has shut them down and
-                # their script threads have ended; glibc keeps freed memory until told (the
-                # device queue's own trim runs only after device jobs, long before the tab closed).
-                device.release_memory()
-                release -= 1
-            if Runtime.exists() and reap(Runtime.instance(), first_seen, time.monotonic()):
-                release = 2
+            one_round(Runtime.instance() if Runtime.exists() else None, state, time.monotonic())
         except Exception:  # never let cleaning up take the server down
             _log.exception("could not close disconnected sessions")
 
