@@ -37,6 +37,11 @@ def timed(fn):
     return time.perf_counter() - start, out
 
 
+def relative_difference(mine: torch.Tensor, reference: torch.Tensor) -> float:
+    """The largest difference relative to the reference map's largest absolute value."""
+    return float((mine - reference).abs().max() / reference.abs().max())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="efficientnet_lite0")
@@ -67,18 +72,17 @@ def main() -> None:
         t, mine = timed(ours)
         ours_s.append(t)
     theirs, mine_t = statistics.median(theirs_s), statistics.median(ours_s)
-    error = float((mine - reference).abs().max() / reference.abs().max())
+    error = relative_difference(mine, reference)
     print(f"captum Occlusion (perturbations_per_eval=1): {theirs:.2f} s")
     print(f"vislib occlusion: {mine_t:.2f} s")
     print(f"speed-up: {theirs / mine_t:.2f}x; max |difference| / max |map|: {error:.2e}")
     if model.device.type == "cuda":
         # cuDNN convolves in TF32 by default, so any two batchings differ by ~1e-2 of the map (Captum
         # against itself batched too); the equality is checked in float32, as the tests do.
-        torch.backends.cudnn.allow_tf32 = False
+        before, torch.backends.cudnn.allow_tf32 = torch.backends.cudnn.allow_tf32, False
         reference, mine = captum(), ours()
-        torch.backends.cudnn.allow_tf32 = True
-        print(f"in float32 (TF32 off): max |difference| / max |map|: "
-              f"{float((mine - reference).abs().max() / reference.abs().max()):.2e}")
+        torch.backends.cudnn.allow_tf32 = before
+        print(f"in float32 (TF32 off): max |difference| / max |map|: {relative_difference(mine, reference):.2e}")
 
     t, (preview, info) = timed(lambda: occlusion_preview(model, x, target, args.window, args.stride, fill))
     corr = float(torch.corrcoef(torch.stack([preview.flatten(), reference.flatten()]))[0, 1])

@@ -120,6 +120,13 @@ def _libc():
         return None
 
 
+def _malloc_trim() -> None:
+    """glibc's malloc_trim(0): hand the free pages of every memory pool back to the system."""
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
 class _Trimmer:
     """After the devices have been idle a moment, hand freed memory back to the system.
 
@@ -141,9 +148,7 @@ class _Trimmer:
             self._timer = None
         if any(q.ahead() for q in list(_queues.values())):
             return  # busy again; the next idle moment trims
-        libc = _libc()
-        if libc is not None:
-            libc.malloc_trim(0)
+        _malloc_trim()
 
 
 _trimmer = _Trimmer()
@@ -153,9 +158,7 @@ def release_memory() -> None:
     """Collect garbage and hand freed memory back to the system now: for when something other
     than a device job let go of memory (closed sessions' pictures and state)."""
     gc.collect()
-    libc = _libc()
-    if libc is not None:
-        libc.malloc_trim(0)
+    _malloc_trim()
 
 
 _queues: dict[str, DeviceQueue] = {}
