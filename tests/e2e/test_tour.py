@@ -127,11 +127,13 @@ def _activations(page):
 
 
 def _attribution(page):
-    # the fewest SmoothGrad samples and integrated-gradient steps: the page computes every map twice
-    # (upload, then the sample after the bad upload), which takes minutes at the papers' settings
+    # the fewest SmoothGrad samples and integrated-gradient steps (except for the README's picture):
+    # the page computes every map twice (upload, then the sample after the bad upload), which takes
+    # minutes at the papers' settings
     page.get_by_text("Settings (the papers' defaults)").click()
-    _minimum(page, "SmoothGrad samples", wait=False)  # both at once: no need for the maps in between
-    _minimum(page, "Integrated gradients steps")
+    if not SHOWCASE:
+        _minimum(page, "SmoothGrad samples", wait=False)  # both at once: no need for the maps in between
+        _minimum(page, "Integrated gradients steps")
     # the upload is explained (espresso, its top class), every gradient method as one panel
     expect(page.get_by_text("The faster the probability of espresso falls")).to_be_visible()
     expect(page.get_by_test_id("stImage").filter(has_text="range ")).to_have_count(6, timeout=180_000)
