@@ -1,6 +1,7 @@
 """The Attribution page in Debian's Chromium: upload a photo, see the matrix of methods."""
 import re
 
+from clicks import click_chart
 from playwright.sync_api import expect
 
 from vislib import attribution
@@ -32,12 +33,8 @@ def test_a_click_on_the_picture_picks_the_point_of_the_score_curve(page):
     point_x = page.get_by_label("Point: x")
     expect(point_x).to_have_value("112")  # the centre of the 224 px picture
     picture = page.locator(".st-key-occ-point-picture")
-    picture.scroll_into_view_if_needed()
-    box = picture.bounding_box()
     # up and to the left of the centre: the picture is square and centred in its chart
-    page.mouse.move(box["x"] + box["width"] * 0.35, box["y"] + box["height"] * 0.35)
-    page.mouse.click(box["x"] + box["width"] * 0.35, box["y"] + box["height"] * 0.35)
-    expect(point_x).not_to_have_value("112")
+    click_chart(page, picture, 0.35, 0.35, lambda ms: expect(point_x).not_to_have_value("112", timeout=ms))
     x, y = int(point_x.input_value()), int(page.get_by_label("Point: y").input_value())
     assert x < 112 and y < 112 and x % 8 == 4 and y % 8 == 4  # a marker every 8 px, from 4
     assert page.get_by_test_id("stException").count() == 0

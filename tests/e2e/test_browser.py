@@ -1,6 +1,7 @@
 """A person's first minutes with the app, in Debian's Chromium."""
 import re
 
+from clicks import click_chart
 from playwright.sync_api import expect
 
 from vislib.images import sample_images
@@ -37,8 +38,6 @@ def test_clicking_a_filter_tile_enlarges_it(page):
     page.get_by_role("link", name="First-layer filters").click()
     expect(page.get_by_text("Filter 1, enlarged")).to_be_visible()
     grid = page.get_by_test_id("stPlotlyChart").first
-    grid.wait_for()
-    box = grid.bounding_box()
     # the third tile of the first row: 8 tiles across, so 2.5/8 of the width, near the top
-    page.mouse.click(box["x"] + box["width"] * 2.5 / 8, box["y"] + box["height"] * 0.5 / 4)
-    expect(page.get_by_text("Filter 3, enlarged")).to_be_visible()
+    click_chart(page, grid, 2.5 / 8, 0.5 / 4,
+                lambda ms: expect(page.get_by_text("Filter 3, enlarged")).to_be_visible(timeout=ms))
