@@ -1,8 +1,8 @@
 """The Attribution page in Debian's Chromium: upload a photo, see the matrix of methods."""
 import re
 
-from clicks import click_chart
 from playwright.sync_api import expect
+from steps import click_chart
 
 from vislib import attribution
 from vislib.images import sample_images

@@ -1,8 +1,8 @@
 """A person's first minutes with the app, in Debian's Chromium."""
 import re
 
-from clicks import click_chart
 from playwright.sync_api import expect
+from steps import click_chart
 
 from vislib.images import sample_images
 

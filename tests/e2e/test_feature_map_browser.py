@@ -2,12 +2,14 @@
 import re
 
 from playwright.sync_api import expect
+from steps import idle
 
 
 def test_box_selection_on_the_map_shows_the_selected_pictures(page):
     page.get_by_role("link", name="Feature map").click()
     expect(page.get_by_text("Nothing selected yet")).to_be_visible()
     chart = page.get_by_test_id("stPlotlyChart").first
+    idle(page)  # a drag while the script still runs can be lost
     chart.hover()  # plotly shows its tool bar on hover
     chart.locator('.modebar-btn[data-val="select"]').first.click()
     plot = chart.locator(".nsewdrag").first.bounding_box()

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from playwright.sync_api import expect
+from steps import idle
 
 from vislib.images import sample_images
 
@@ -24,12 +25,6 @@ NOT_AN_IMAGE = "photo.jpg: This file is not an image this app can read"
 
 
 # ---------------------------------------------------------------- helpers
-
-def _idle(page):
-    """Wait until the script run that the last action started has finished."""
-    page.wait_for_timeout(300)  # the run may not have started yet
-    expect(page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]')).to_have_count(1)
-
 
 def _no_exception(page):
     assert page.get_by_test_id("stException").count() == 0
@@ -49,7 +44,7 @@ def _minimum(page, label, wait=True):
     thumb.press("Home")
     expect(thumb).to_have_value(thumb.get_attribute("min"))
     if wait:
-        _idle(page)
+        idle(page)
 
 
 # Regenerating the README's pictures: the synthesis pages keep their own defaults (about a minute
@@ -69,7 +64,7 @@ def _choose(page, label, option):
     box.scroll_into_view_if_needed()  # a list opened below the fold closes as the sidebar scrolls
     box.click()
     page.get_by_role("option", name=option, exact=True).click()
-    _idle(page)
+    idle(page)
 
 
 def _run(page, name="Run"):
@@ -78,7 +73,7 @@ def _run(page, name="Run"):
 
 def _screenshot(page, slug, tmp_path):
     """The whole page; into $VISLIB_SCREENSHOTS as a small PNG for the README when that is set."""
-    _idle(page)
+    idle(page)
     page.mouse.move(0, 0)  # no hover tool bars in the picture
     # Streamlit scrolls its main area and sidebar inside the window, so full_page alone would show
     # one window's worth: grow the window to their height for the shot
@@ -270,7 +265,7 @@ def test_page_with_a_good_and_a_bad_upload(page, photos, tmp_path, title, slug, 
         page.get_by_role("link", name="Predict", exact=True).click()
         expect(page.get_by_role("heading", name=re.compile(r"^tiger cat \("))).to_be_visible()
     else:
-        _idle(page)
+        idle(page)
         expect(page.get_by_text(STILL_THERE[slug]).first).to_be_visible()
     _no_exception(page)
     if slug == "predict":  # the sidebar's sample (the cat) is classified, and another sample can be picked
@@ -281,7 +276,7 @@ def test_page_with_a_good_and_a_bad_upload(page, photos, tmp_path, title, slug, 
         _upload(page, bad, "...or your own picture")
         expect(page.get_by_test_id("stAlertContentError").filter(has_text="Using brick meanwhile.")).to_contain_text(
             NOT_AN_IMAGE)
-        _idle(page)
+        idle(page)
         expect(page.get_by_text("The sample", exact=True)).to_be_visible()
     if slug in ("neighbours", "feature_map", "patches"):  # a zip that is not one
         _choose(page, "Collection", "A zip of your pictures")

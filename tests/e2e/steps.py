@@ -1,4 +1,11 @@
-"""Clicks on plotly charts in the browser tests."""
+"""Steps the browser tests share: wait for the page's script to finish, click a plotly chart."""
+from playwright.sync_api import expect
+
+
+def idle(page):
+    """Wait until the script run that the last action started has finished."""
+    page.wait_for_timeout(300)  # the run may not have started yet
+    expect(page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]')).to_have_count(1)
 
 
 def click_chart(page, chart, fx: float, fy: float, took_effect, tries: int = 4) -> None:
@@ -7,6 +14,7 @@ def click_chart(page, chart, fx: float, fy: float, took_effect, tries: int = 4) 
     Why again: a click that lands while plotly is still drawing the chart, or while the page's script
     is still running below it, can be lost on a slow machine (it was, once, in CI). A person would
     click again; so does the test, and the last try's failure is the test's."""
+    idle(page)
     chart.locator(".scatterlayer .point").first.wait_for(state="attached")
     for attempt in range(tries):
         chart.scroll_into_view_if_needed()
