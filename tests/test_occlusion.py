@@ -62,13 +62,59 @@ def test_lite0_small_equals_captum(lite0, cat_224, size, window, stride, baselin
     assert_same_map(occlusion(lite0, x, 281, window, stride, fill), captum_map(lite0, x, 281, window, stride, fill))
 
 
+@pytest.mark.parametrize("by_index", [False, True], ids=["sliced", "by-index"])
 @pytest.mark.parametrize("arch", ["resnet18", "squeezenet1_1"])
-def test_random_networks_equal_captum(random_model, arch):
-    """Residual adds and padded max pooling; fire modules' concatenations and ceil-mode pooling."""
+def test_random_networks_equal_captum(random_model, arch, by_index, monkeypatch):
+    """Residual adds and padded max pooling; fire modules' concatenations and ceil-mode pooling.
+    Boxes read copy by copy (a CPU's way) and with index tensors (a GPU's way)."""
+    monkeypatch.setattr(occ, "_by_index", lambda device: by_index)
     model = random_model(arch)
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     assert occ._executor(model) is not None  # the fast path, not the fallback
     assert_same_map(occlusion(model, x, 7, 8, 4, [0.5, -0.2, 0.1]), captum_map(model, x, 7, 8, 4, [0.5, -0.2, 0.1]))
+
+
+def test_lite0_boxes_read_by_index_equal_captum(lite0, cat_224, monkeypatch):
+    """The GPU's way of reading boxes, on TF-"same" padding and hanging windows, run here on the CPU."""
+    monkeypatch.setattr(occ, "_by_index", lambda device: True)
+    x = F.interpolate(cat_224[0], size=(66, 66), mode="bilinear")
+    assert_same_map(occlusion(lite0, x, 281, 16, 10, 0.0, batch_size=64), captum_map(lite0, x, 281, 16, 10, 0.0))
+
+
+def test_race_tries_each_way_twice_then_keeps_the_faster():
+    race = occ._Race()
+    ways = []
+    timings = {False: iter([3.0, 2.0]), True: iter([2.5, 1.5, 9.0, 9.0])}
+    for _ in range(6):
+        way = race.pick("job")
+        ways.append(way)
+        race.record("job", way, next(timings[way]))
+    assert ways == [False, True, False, True, True, True]  # tries alternate; then 1.5 s beats 2.0 s
+    assert race.pick("another job") is False  # each kind of job races on its own
+
+
+def test_occlusion_off_the_cpu_follows_the_race(lite0, monkeypatch):
+    """On a GPU, `_drops` runs the way the race picks and times it; stopped runs are not timed.
+    (Faked here: the device's name and a clock; the runs themselves do nothing.)"""
+    gpu = SimpleNamespace(net=lite0.net, device=torch.device("cuda:0"))
+    monkeypatch.setattr(occ, "_executor", lambda model: "executor")
+    clock, ways = [0.0], []
+
+    def run(model, x, target, starts, window, fill, out, batch_size, after_batch, engine):
+        ways.append(engine is not None)
+        clock[0] += 1.0 if engine is None else 0.5  # incremental runs in half the time
+        return after_batch is None
+    monkeypatch.setattr(occ, "_run_drops", run)
+    monkeypatch.setattr(occ, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    x, out = torch.zeros(1, 3, 32, 32), torch.zeros(9)
+    occ._drops(gpu, x, 0, [(0, 0)] * 9, 8, 0.0, out, 9, after_batch=lambda done: False)  # stopped: not timed
+    for _ in range(5):
+        occ._drops(gpu, x, 0, [(0, 0)] * 9, 8, 0.0, out, 9)
+    assert ways == [False, False, True, False, True, True]
+    cpu = SimpleNamespace(net=lite0.net, device=torch.device("cpu"))
+    ways.clear()
+    occ._drops(cpu, x, 0, [(0, 0)] * 9, 8, 0.0, out, 9)
+    assert ways == [True]  # on a CPU, always incremental
 
 
 def test_fallback_equals_captum(random_model, monkeypatch):

@@ -12,11 +12,11 @@ rest of the network runs on whole maps, batched. No library does this, hence the
 executor below; it walks a torch.fx graph of a private copy of the network, so it needs no
 per-architecture code. Networks that torch.fx cannot trace fall back to plain batched runs.
 
-That is for a CPU. A GPU runs the plain batched copies faster: a wide batch through the whole
-network is a few hundred launches, while the executor's many small box operations wait on
-Python (lite0, 224 px, window 16, stride 8 on an H100: 0.43 s incremental, 0.12 s plain).
-cuDNN's autotuning (`cudnn.benchmark`) took that to 0.10 s, but its first two runs took 12 s
-each, so it stays off.
+On a CPU the executor slices its boxes copy by copy. On a GPU that was slower than plain wide
+batches (lite0, 224 px, window 16, stride 8, H100: 0.43 s against 0.12 s; cuDNN's autotuning took
+plain to 0.10 s, but its first two runs took 12 s each, so it stays off): each slice waited on
+Python. There the executor reads its boxes with index tensors instead, a few launches per layer
+whatever the batch, and `_Race` keeps whichever way the first runs found faster on that card.
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ import copy
 from collections import Counter
 import math
 import operator
+import time
 import weakref
 from dataclasses import dataclass
 from typing import Callable
@@ -355,9 +356,11 @@ class _Executor:
         """Occluded values of `node` in rows r:r+h, columns c:c+w of its padded map, per copy."""
         out = _gather(self._padded(node, pads, fill), r, c, h, w)
         bh, bw = state.size
+        br, bc = state.r + pads[0], state.c + pads[2]
+        if _by_index(out.device):
+            return _paste(out, state.values, br - r, bc - c)
         # slicing copy by copy: PyTorch's gather by index tensors is several times slower on a CPU
-        for b, (r0, c0, br, bc) in enumerate(zip(r.tolist(), c.tolist(), (state.r + pads[0]).tolist(),
-                                                 (state.c + pads[2]).tolist())):
+        for b, (r0, c0, br, bc) in enumerate(zip(r.tolist(), c.tolist(), br.tolist(), bc.tolist())):
             top, bottom = max(r0, br), min(r0 + h, br + bh)
             left, right = max(c0, bc), min(c0 + w, bc + bw)
             if top < bottom and left < right:
@@ -366,9 +369,39 @@ class _Executor:
         return out
 
 
+def _by_index(device: torch.device) -> bool:
+    """Whether crops are read with index tensors, a few launches per layer whatever the batch (on
+    a GPU), or by slicing copy by copy (on a CPU, where that is several times faster)."""
+    return device.type != "cpu"
+
+
 def _gather(t: torch.Tensor, r, c, h, w) -> torch.Tensor:
-    """Crops t[:, r[b]:r[b]+h, c[b]:c[b]+w] of a [C,H,W] tensor, stacked as [B,C,h,w]."""
-    return torch.stack([t[:, i:i + h, j:j + w] for i, j in zip(r.tolist(), c.tolist())])
+    """Crops t[:, r[b]:r[b]+h, c[b]:c[b]+w] of a [C,H,W] tensor, stacked as [B,C,h,w]; r and c
+    are CPU tensors (the geometry stays on the CPU, so that it never waits for a GPU)."""
+    if not _by_index(t.device):
+        return torch.stack([t[:, i:i + h, j:j + w] for i, j in zip(r.tolist(), c.tolist())])
+    rows, cols = (_on(v[:, None] + torch.arange(n), t.device) for v, n in ((r, h), (c, w)))
+    channels = torch.arange(t.shape[0], device=t.device)
+    return t[channels[None, :, None, None], rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def _paste(out: torch.Tensor, values: torch.Tensor, dr: torch.Tensor, dc: torch.Tensor) -> torch.Tensor:
+    """out [B,C,h,w] with values [B,C,bh,bw] laid over it, copy b's box starting dr[b] rows and
+    dc[b] columns from out's corner (CPU tensors; negative where the box starts before out)."""
+    (bh, bw), (h, w) = values.shape[-2:], out.shape[-2:]
+    i, j = dr.neg()[:, None] + torch.arange(h), dc.neg()[:, None] + torch.arange(w)  # box-relative
+    inside = ((i >= 0) & (i < bh))[:, None, :, None] & ((j >= 0) & (j < bw))[:, None, None, :]
+    copies = torch.arange(len(values))[:, None, None, None]
+    channels = torch.arange(values.shape[1])[None, :, None, None]
+    i, j = i.clamp(0, bh - 1)[:, None, :, None], j.clamp(0, bw - 1)[:, None, None, :]
+    device = out.device
+    laid = values[_on(copies, device), _on(channels, device), _on(i, device), _on(j, device)]
+    return torch.where(_on(inside, device), laid, out)
+
+
+def _on(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    # non_blocking: a copy from pageable memory is staged at once, without waiting for the GPU's queue
+    return t.to(device, non_blocking=True)
 
 
 def _union(boxes: list[Box], shape) -> tuple[torch.Tensor, torch.Tensor, int, int]:
@@ -429,26 +462,63 @@ def _batch_size(model: Model, x: torch.Tensor, batch_size: int | None) -> int:
     return 8
 
 
+class _Race:
+    """Which way of computing the same score drops, incremental or plain, runs a kind of job faster
+    on this network and device: each way is tried `TRIES` times (the first run of either may carry
+    one-off costs), then the faster kept. Why race: on a GPU the answer depends on the card and the
+    network (lite0 on an H100: plain 0.12 s, incremental 0.43 s while it still read its boxes copy
+    by copy), and trying costs nothing, since either way gives the same map."""
+    TRIES = 2
+
+    def __init__(self):
+        self.seconds: dict = {}  # kind of job -> {incremental?: [seconds of each run]}
+
+    def pick(self, kind) -> bool:
+        runs = self.seconds.get(kind, {})
+        least = min((False, True), key=lambda way: len(runs.get(way, [])))
+        if len(runs.get(least, [])) < self.TRIES:
+            return least
+        return min(runs[True]) < min(runs[False])
+
+    def record(self, kind, incremental: bool, seconds: float) -> None:
+        self.seconds.setdefault(kind, {}).setdefault(incremental, []).append(seconds)
+
+
+_races: "weakref.WeakKeyDictionary[nn.Module, _Race]" = weakref.WeakKeyDictionary()
+
+
 def _drops(model: Model, x: torch.Tensor, target: int, starts: list[tuple[int, int]], window: int, fill,
            out: torch.Tensor, batch_size: int, after_batch: Callable[[int], object] | None = None,
            incremental: bool | None = None) -> bool:
     """Writes clean score - occluded score for each window start into `out` (x on the model's
-    device). after_batch(number done) may return False to stop; returns whether all were done."""
+    device). after_batch(number done) may return False to stop; returns whether all were done.
+    Incremental on a CPU; elsewhere whichever way `_Race` finds faster."""
+    race, kind = _races.setdefault(model.net, _Race()), (tuple(x.shape), window, len(starts), batch_size)
+    if incremental is None:
+        incremental = model.device.type == "cpu" or race.pick(kind)
+    shared = _executor(model) if incremental else None
+    started = time.perf_counter()  # wall time: the last batch's scores are read back, so the GPU has finished
+    finished = _run_drops(model, x, target, starts, window, fill, out, batch_size, after_batch,
+                          copy.copy(shared) if shared else None)
+    if finished and model.device.type != "cpu":
+        race.record(kind, shared is not None, time.perf_counter() - started)
+    return finished
+
+
+def _run_drops(model: Model, x: torch.Tensor, target: int, starts: list[tuple[int, int]], window: int, fill,
+               out: torch.Tensor, batch_size: int, after_batch, engine: _Executor | None) -> bool:
+    """`_drops` one way: with `engine`, a shallow copy of the incremental executor, or plainly."""
     _, _, height, width = x.shape
     # The device is taken per batch, not for the whole map, so other sessions' short jobs go
     # between batches; the clean activations live in this job's own shallow copy of the engine.
-    incremental = model.device.type == "cpu" if incremental is None else incremental
-    shared = _executor(model) if incremental else None
-    engine = copy.copy(shared) if shared else None
 
     def boxes(chunk):
         # each window as a fixed-size box kept inside the picture; hanging windows are clipped
-        r = torch.tensor([min(a, height - window) for a, _ in chunk])
-        c = torch.tensor([min(b, width - window) for _, b in chunk])
-        values = _gather(x[0], r, c, window, window)
-        for i, (a, b) in enumerate(chunk):
-            values[i, :, a - int(r[i]):, b - int(c[i]):] = fill[0]
-        return r, c, values
+        a, b = (torch.tensor(v) for v in zip(*chunk))
+        r, c = a.clamp(max=height - window), b.clamp(max=width - window)
+        filled = _paste(torch.zeros(len(chunk), 1, window, window, device=x.device),
+                        torch.ones(len(chunk), 1, window, window, device=x.device), a - r, b - c)
+        return r, c, torch.where(filled.bool(), fill, _gather(x[0], r, c, window, window))
 
     with torch.inference_mode():
         with device_lock(model.device):
