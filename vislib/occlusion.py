@@ -159,6 +159,9 @@ class _Executor:
         self.modules = dict(net.named_modules())
         self.net = net
         self._fold_batch_norms()
+        # (input shape, window, first start) -> cut: it depends on the geometry alone, and finding it
+        # runs the head once more, a few hundred small launches on a GPU
+        self.cuts: dict = {}
 
     def _fold_batch_norms(self) -> None:
         """Fold each batch norm into the convolution before it (on our copy): one pass over the
@@ -537,7 +540,10 @@ def _run_drops(model: Model, x: torch.Tensor, target: int, starts: list[tuple[in
         # stay in cache); then, from the cut on, the copies of several batches as one large batch:
         # the late layers' whole small maps run faster that way.
         with device_lock(model.device):
-            cut = engine.cut(Box(*boxes(starts[:1])))
+            geometry = (tuple(x.shape), window, starts[0])
+            if geometry not in engine.cuts:
+                engine.cuts[geometry] = engine.cut(Box(*boxes(starts[:1])))
+        cut = engine.cuts[geometry]
         tail_batch = max(batch_size, TAIL_BATCH)
         pending, first = [], 0
         for head_first in range(0, len(starts), batch_size):
