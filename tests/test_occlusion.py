@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from captum.attr import Occlusion
 from PIL import Image
 
+from vislib import incremental
 from vislib import occlusion as occ
 from vislib.occlusion import occlusion, occlusion_preview, positions
 
@@ -67,16 +68,16 @@ def test_lite0_small_equals_captum(lite0, cat_224, size, window, stride, baselin
 def test_random_networks_equal_captum(random_model, arch, by_index, monkeypatch):
     """Residual adds and padded max pooling; fire modules' concatenations and ceil-mode pooling.
     Boxes read copy by copy (a CPU's way) and with index tensors (a GPU's way)."""
-    monkeypatch.setattr(occ, "_by_index", lambda device: by_index)
+    monkeypatch.setattr(incremental, "by_index", lambda device: by_index)
     model = random_model(arch)
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-    assert occ._executor(model) is not None  # the fast path, not the fallback
+    assert incremental.executor_of(model) is not None  # the fast path, not the fallback
     assert_same_map(occlusion(model, x, 7, 8, 4, [0.5, -0.2, 0.1]), captum_map(model, x, 7, 8, 4, [0.5, -0.2, 0.1]))
 
 
 def test_lite0_boxes_read_by_index_equal_captum(lite0, cat_224, monkeypatch):
     """The GPU's way of reading boxes, on TF-"same" padding and hanging windows, run here on the CPU."""
-    monkeypatch.setattr(occ, "_by_index", lambda device: True)
+    monkeypatch.setattr(incremental, "by_index", lambda device: True)
     x = F.interpolate(cat_224[0], size=(66, 66), mode="bilinear")
     assert_same_map(occlusion(lite0, x, 281, 16, 10, 0.0, batch_size=64), captum_map(lite0, x, 281, 16, 10, 0.0))
 
@@ -97,7 +98,7 @@ def test_occlusion_off_the_cpu_follows_the_race(lite0, monkeypatch):
     """On a GPU, `_drops` runs the way the race picks and times it; stopped runs are not timed.
     (Faked here: the device's name and a clock; the runs themselves do nothing.)"""
     gpu = SimpleNamespace(net=lite0.net, device=torch.device("cuda:0"))
-    monkeypatch.setattr(occ, "_executor", lambda model: "executor")
+    monkeypatch.setattr(incremental, "executor_of", lambda model: "executor")
     clock, ways = [0.0], []
 
     def run(model, x, target, starts, window, fill, out, batch_size, after_batch, engine):
@@ -120,7 +121,7 @@ def test_occlusion_off_the_cpu_follows_the_race(lite0, monkeypatch):
 def test_fallback_equals_captum(random_model, monkeypatch):
     """Networks torch.fx cannot trace run whole occluded copies, batched: the same map."""
     model = random_model("resnet18")
-    monkeypatch.setattr(occ, "_executor", lambda model: None)
+    monkeypatch.setattr(incremental, "executor_of", lambda model: None)
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(2))
     assert_same_map(occlusion(model, x, 5, 16, 8, 0.0, batch_size=7), captum_map(model, x, 5, 16, 8, 0.0))
 
@@ -130,7 +131,7 @@ def test_untraceable_network_falls_back():
         def forward(self, x):
             return x.flatten(1)[:, :4] if x.sum() > 0 else -x.flatten(1)[:, :4]
     model = SimpleNamespace(net=DataDependent(), device=torch.device("cpu"))
-    assert occ._executor(model) is None
+    assert incremental.executor_of(model) is None
 
 
 def test_progress_reports_and_stops(lite0, cat_224):
