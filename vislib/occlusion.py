@@ -86,7 +86,9 @@ class _Race:
     on this network and device: each way is tried `TRIES` times (the first run of either may carry
     one-off costs), then the faster kept. Why race: on a GPU the answer depends on the card and the
     network (lite0 on an H100: plain 0.12 s, incremental 0.43 s while it still read its boxes copy
-    by copy), and trying costs nothing, since either way gives the same map."""
+    by copy), and trying costs nothing, since either way gives the same map. The times are wall
+    times, so a run slowed by other sessions' jobs in the device's queue can mislead the race: that
+    costs speed, never the map."""
     TRIES = 2
 
     def __init__(self):
