@@ -352,8 +352,13 @@ def paste(out: torch.Tensor, values: torch.Tensor, dr: torch.Tensor, dc: torch.T
 
 
 def _on(t: torch.Tensor, device: torch.device) -> torch.Tensor:
-    # non_blocking: a copy from pageable memory is staged at once, without waiting for the GPU's queue
-    return t.to(device, non_blocking=True)
+    """A small CPU tensor (indices, masks) on `device`, without waiting for the GPU's queue."""
+    if device.type != "cuda":
+        return t.to(device)
+    # A plain copy from pageable memory waits for every kernel queued before it. From pinned memory
+    # with non_blocking it does not, and PyTorch's pinned-memory cache keeps the source until the
+    # copy has run.
+    return t.pin_memory().to(device, non_blocking=True)
 
 
 def _union(boxes: list[Box], shape) -> tuple[torch.Tensor, torch.Tensor, int, int]:
