@@ -137,9 +137,8 @@ def _run_drops(model: Model, x: torch.Tensor, target: int, starts: list[tuple[in
         # each window as a fixed-size box kept inside the picture; hanging windows are clipped
         a, b = (torch.tensor(v) for v in zip(*chunk))
         r, c = a.clamp(max=height - window), b.clamp(max=width - window)
-        filled = incremental.paste(torch.zeros(len(chunk), 1, window, window, device=x.device),
-                                   torch.ones(len(chunk), 1, window, window, device=x.device), a - r, b - c)
-        return r, c, torch.where(filled.bool(), fill, incremental.gather(x[0], r, c, window, window))
+        crops = incremental.gather(x[0], r, c, window, window)
+        return r, c, _occluded_copies(crops, list(zip((a - r).tolist(), (b - c).tolist())), window, fill)
 
     with torch.inference_mode():
         with device_lock(model.device):
@@ -183,8 +182,9 @@ def _run_drops(model: Model, x: torch.Tensor, target: int, starts: list[tuple[in
 
 
 def _occluded_copies(x: torch.Tensor, starts: list[tuple[int, int]], window: int, fill) -> torch.Tensor:
-    """A copy of x [1,C,H,W] per window start with the window (clipped to the picture) filled: one
-    masked `where`, not a copy per window, which on a GPU would be hundreds of tiny launches."""
+    """A copy of x [1,C,H,W] (or of x[k] of a batch) per window start with the window (clipped to
+    the picture) filled: one masked `where`, not a copy per window, which on a GPU would be hundreds
+    of tiny launches."""
     _, _, height, width = x.shape
     r, c = (torch.tensor(v, device=x.device)[:, None] for v in zip(*starts))
     rows, cols = torch.arange(height, device=x.device), torch.arange(width, device=x.device)
