@@ -310,7 +310,7 @@ class Executor:
         bh, bw = state.size
         br, bc = state.r + pads[0], state.c + pads[2]
         if by_index(out.device):
-            return paste(out, state.values, br - r, bc - c)
+            return _paste(out, state.values, br - r, bc - c)
         # slicing copy by copy: PyTorch's gather by index tensors is several times slower on a CPU
         for b, (r0, c0, br, bc) in enumerate(zip(r.tolist(), c.tolist(), br.tolist(), bc.tolist())):
             top, bottom = max(r0, br), min(r0 + h, br + bh)
@@ -337,18 +337,17 @@ def gather(t: torch.Tensor, r, c, h, w) -> torch.Tensor:
     return t[channels[None, :, None, None], rows[:, None, :, None], cols[:, None, None, :]]
 
 
-def paste(out: torch.Tensor, values: torch.Tensor, dr: torch.Tensor, dc: torch.Tensor) -> torch.Tensor:
+def _paste(out: torch.Tensor, values: torch.Tensor, dr: torch.Tensor, dc: torch.Tensor) -> torch.Tensor:
     """out [B,C,h,w] with values [B,C,bh,bw] laid over it, copy b's box starting dr[b] rows and
     dc[b] columns from out's corner (CPU tensors; negative where the box starts before out)."""
     (bh, bw), (h, w) = values.shape[-2:], out.shape[-2:]
     i, j = dr.neg()[:, None] + torch.arange(h), dc.neg()[:, None] + torch.arange(w)  # box-relative
     inside = ((i >= 0) & (i < bh))[:, None, :, None] & ((j >= 0) & (j < bw))[:, None, None, :]
-    copies = torch.arange(len(values))[:, None, None, None]
-    channels = torch.arange(values.shape[1])[None, :, None, None]
+    copies = torch.arange(len(values), device=out.device)[:, None, None, None]
+    channels = torch.arange(values.shape[1], device=out.device)[None, :, None, None]
     i, j = i.clamp(0, bh - 1)[:, None, :, None], j.clamp(0, bw - 1)[:, None, None, :]
-    device = out.device
-    laid = values[_on(copies, device), _on(channels, device), _on(i, device), _on(j, device)]
-    return torch.where(_on(inside, device), laid, out)
+    laid = values[copies, channels, _on(i, out.device), _on(j, out.device)]
+    return torch.where(_on(inside, out.device), laid, out)
 
 
 def _on(t: torch.Tensor, device: torch.device) -> torch.Tensor:
