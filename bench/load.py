@@ -10,9 +10,9 @@ with the same session run alone on its own server. The server's RSS is sampled e
     python bench/load.py [--sessions 1,4,8,16] [--timeout 900] [--after 60] [--settle 45] [--device cpu] [--occlusion] [--cold]
 
 The server starts as the README says to serve a class, with MALLOC_ARENA_MAX=2 (unless the
-environment sets another value). The start level is taken after one warm-up session (it loads the network), once its tab has been
-closed for --settle seconds, i.e. after the server has shut that session down as it will the N
-sessions'; the end level --after seconds after the N tabs close. Each level's memory map goes to
+environment sets another value). The start level is taken after one warm-up session (it loads
+the network), once its tab has been closed for --settle seconds, i.e. after the server has shut
+that session down as it will the N sessions'; the end level --after seconds after the N tabs close. Each level's memory map goes to
 bench/out/smaps-N-{start,after}.txt.
 """
 import argparse
