@@ -27,7 +27,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
 import vislib  # noqa: E402
-from vislib import models, style, synthesis  # noqa: E402
+from vislib import style, synthesis  # noqa: E402
+from vislib.models import zoo as models
 from vislib.images import sample_images  # noqa: E402
 from vislib.optimize import to_pil  # noqa: E402
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import vislib
-from vislib import models
+from vislib.models import zoo as models
 from vislib.images import sample_images
 
 

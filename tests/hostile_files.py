@@ -23,7 +23,9 @@ from test_checkpoints import _evil_files
 from test_datasets import _png, _zip
 from test_images import close, encode, raw_png
 
-from vislib import datasets, images, models
+from vislib import datasets, images
+
+from vislib.models import zoo as models
 
 ARCH = "squeezenet1_1"  # the smallest zoo architecture: its checkpoints are cheap to make and to load
 MARKER = "pickle-ran"   # the file a code-running pickle creates in the folder if it is ever unpickled

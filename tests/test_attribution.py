@@ -14,7 +14,8 @@ from streamlit.testing.v1 import AppTest
 from torchvision.transforms import functional as TF
 
 import vislib
-from vislib import attribution, models
+from vislib.attribution import methods as attribution
+from vislib.models import zoo as models
 from vislib.images import sample_images
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import vislib
-from vislib import activations, datasets, fashion, models
+from vislib import activations, datasets, fashion
+from vislib.models import zoo as models
 
 HAVE_DATA = (datasets.DEBIAN_FASHION / "t10k-images-idx3-ubyte.gz").exists()
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from vislib import models
+from vislib.models import zoo as models
 from vislib.layers import LayerInfo, measure
 
 DTYPE = torch.float32  # see _linear_copy

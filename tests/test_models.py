@@ -12,7 +12,9 @@ from PIL import Image
 from safetensors.torch import save_file
 from torchvision.transforms import functional as TF
 
-from vislib import ModelError, load_model, models
+from vislib import ModelError, load_model
+
+from vislib.models import zoo as models
 from vislib.device import default_device
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

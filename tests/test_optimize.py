@@ -4,7 +4,7 @@ import dataclasses
 import pytest
 import torch
 
-from vislib import optimize as O
+from vislib.optvis import optimize as O
 
 
 def test_objectives_add_scale_and_negate_like_numbers():

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 import vislib
-from vislib import activations, datasets, models, patches
+from vislib import activations, datasets, patches
+from vislib.models import zoo as models
 from vislib.cli import main
 from vislib.patches import TopState, _batch_top, top_state
 

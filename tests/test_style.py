@@ -7,7 +7,9 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from vislib import cli, optimize, style, synthesis
+from vislib import cli, style, synthesis
+
+from vislib.optvis import optimize
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import torch
 from PIL import Image
 
 import vislib
-from vislib import optimize as O
-from vislib import synthesis as S
+from vislib.optvis import optimize as O
+from vislib.synthesis import images as S
 
 OSTRICH, GOLDFISH = 9, 1
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import vislib
-from vislib import attribution, trust
+from vislib import trust
+from vislib.attribution import methods as attribution
 from vislib.images import sample_images
 
 from test_attribution import assert_unchanged, picture, snapshot

@@ -12,7 +12,8 @@ import hashlib
 import streamlit as st
 
 import vislib
-from vislib import device, images, models
+from vislib import device, images
+from vislib.models import zoo as models
 
 CUSTOM = "your checkpoint"
 

@@ -1,6 +1,6 @@
-"""`python -m vislib COMMAND ...`; see vislib/cli.py."""
+"""`python -m vislib COMMAND ...`, the same as the console script `vislib`; see vislib/cli/."""
 import sys
 
-from .cli import main
+from vislib.cli import main
 
 sys.exit(main())

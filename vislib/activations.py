@@ -4,9 +4,9 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
-from . import render
-from .device import device_lock
-from .models import Model
+from vislib import render
+from vislib.runtime.device import device_lock
+from vislib.models.zoo import Model
 
 
 def capture(model: Model, x: torch.Tensor, layers: list[str]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -20,8 +20,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
-from .images import SUPPORTED_TYPES, ImageError, load_image
-from .images import _allowed_formats, _check_size  # the same header rules load_image applies
+from vislib.images import SUPPORTED_TYPES, ImageError, load_image
+from vislib.images import _allowed_formats, _check_size  # the same header rules load_image applies
 
 MAX_FILES = 50_000                  # pictures in one collection
 MAX_ZIP_BYTES = 512 * 2**20         # the zip file itself
@@ -252,7 +252,7 @@ def _zip(data: bytes, title: str) -> Collection:
 # ---------------------------------------------------------------- built-in samples
 
 def _samples() -> Collection:
-    from .images import sample_images
+    from vislib.images import sample_images
     loaders = sample_images()
     names = list(loaders)
     import skimage

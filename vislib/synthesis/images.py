@@ -12,11 +12,11 @@ import torch
 from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
-from . import optimize as O
-from .activations import capture
-from .device import falls_back
-from .images import load_image
-from .models import Model
+from vislib.optvis import optimize as O
+from vislib.activations import capture
+from vislib.runtime.device import falls_back
+from vislib.images import load_image
+from vislib.models.zoo import Model
 
 # Class-image presets. Yosinski et al. 2015's four regulariser combinations are their paper's
 # columns (L2 decay, blur width, blur every, norm-clipping percentile, contribution percentile);
@@ -267,7 +267,7 @@ def difference(original: Image.Image, changed: Image.Image) -> Image.Image:
 
 # ---------------------------------------------------------------- texture and style (vislib.style holds the pieces)
 
-from . import style as S  # noqa: E402 - the texture-and-style section's own import
+from vislib.synthesis import style as S  # noqa: E402 - the texture-and-style section's own import
 
 
 STYLE_WEIGHT = 10  # style against content, both losses relative to their targets' size

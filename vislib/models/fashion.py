@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
+ASSETS = Path(__file__).resolve().parent / "weights"  # package data: installed with vislib
 WEIGHTS = ASSETS / "fashion_cnn.safetensors"
 REPORT = ASSETS / "fashion_cnn.json"
 MEAN, STD = 0.2860, 0.3530  # of the Fashion-MNIST training pixels in [0, 1]
@@ -83,7 +83,7 @@ def train(epochs: int = 6, seed: int = 0, batch_size: int = 128, lr: float = 4e-
     Reproducible: the seed fixes the initial weights and the batch order (on one device and
     thread count; floating-point sums differ between CPU kernels).
     """
-    from .datasets import fashion_mnist
+    from vislib.data.collections import fashion_mnist
     train_x, train_y, note = fashion_mnist("train")
     test_x, test_y, _ = fashion_mnist("test")
     torch.manual_seed(seed)
@@ -134,22 +134,22 @@ def load(path: Path = WEIGHTS) -> FashionCNN:
 
 def zoo_family():
     """The zoo's Family for fashion_cnn: a 28x28 input, the Fashion-MNIST normalisation on every channel."""
-    from .models import Family, Preprocessing
+    from vislib.models.zoo import Family, Preprocessing
     return Family(build=FashionCNN, catalogue=catalogue, first_conv=FIRST_CONV, classifier=CLASSIFIER,
                   preprocessing=lambda: Preprocessing(28, 28, "bilinear", (MEAN,) * 3, (STD,) * 3))
 
 
 def availability():
-    from .models import Availability
+    from vislib.models.zoo import Availability
     if WEIGHTS.exists():
         return Availability("ready", "The project's own classroom network, trained on Fashion-MNIST.")
     return Availability("unavailable", f"{WEIGHTS.name} is missing; run: python -m vislib train-fashion")
 
 
 def zoo_model(device=None):
-    from .checkpoints import ModelError
-    from .datasets import FASHION_CLASSES
-    from .models import _finish
+    from vislib.models.checkpoints import ModelError
+    from vislib.data.collections import FASHION_CLASSES
+    from vislib.models.zoo import _finish
     if not WEIGHTS.exists():
         raise ModelError(f"The weights of fashion_cnn ({WEIGHTS}) are missing; run: python -m vislib train-fashion")
     return _finish(load(WEIGHTS), "fashion_cnn", "fashion_cnn", zoo_family(), list(FASHION_CLASSES), device)

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from .datasets import Collection, cache_dir
-from .device import device_lock, falls_back
-from .models import Model, family
-from .predict import batches_ahead
+from vislib.data.collections import Collection, cache_dir
+from vislib.runtime.device import device_lock, falls_back
+from vislib.models.zoo import Model, family
+from vislib.data.predict import batches_ahead
 
 Progress = Callable[..., object] | None
 

@@ -5,13 +5,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cli import OK, CommandError, _positive
+from vislib.cli.common import OK, CommandError, positive
 
 
 def _picture(source: str):
     """A built-in sample's name (brick, grass, gravel, mosaic, waves) or an image file."""
-    from .images import load_image
-    from .style import texture_samples
+    from vislib.images import load_image
+    from vislib.synthesis.style import texture_samples
     samples = texture_samples()
     if source in samples:
         return samples[source]()
@@ -22,8 +22,8 @@ def _picture(source: str):
 
 def _common_args(p: argparse.ArgumentParser, out: str) -> None:
     p.add_argument("--model", default="efficientnet_lite0", help="a model of the zoo (default: %(default)s)")
-    p.add_argument("--size", type=_positive, default=256, help="shorter side of the result in pixels (default: 256)")
-    p.add_argument("--steps", type=_positive, default=200, help="optimisation steps in all (default: 200)")
+    p.add_argument("--size", type=positive, default=256, help="shorter side of the result in pixels (default: 256)")
+    p.add_argument("--steps", type=positive, default=200, help="optimisation steps in all (default: 200)")
     p.add_argument("--layers", help="style layers, comma-separated (default: the network's preset)")
     p.add_argument("--smoothing", action=argparse.BooleanOptionalAction, default=None,
                    help="Wang et al. 2021's activation smoothing (default: on, except on VGG)")
@@ -33,7 +33,7 @@ def _common_args(p: argparse.ArgumentParser, out: str) -> None:
 
 
 def _setup(args: argparse.Namespace):
-    from .models import load_model
+    from vislib.models.zoo import load_model
     if args.size > 1024:
         raise CommandError("--size may be at most 1024 pixels.")
     model = load_model(args.model)
@@ -55,7 +55,7 @@ def texture_args(p: argparse.ArgumentParser) -> None:
 
 
 def texture_run(args: argparse.Namespace) -> int:
-    from .synthesis import texture
+    from vislib.synthesis.images import texture
     sample = _picture(args.sample)
     model, layers, progress = _setup(args)
     texture(model, sample, size=args.size, steps=args.steps, layers=layers, seed=args.seed, progress=progress,
@@ -73,7 +73,7 @@ def style_args(p: argparse.ArgumentParser) -> None:
 
 
 def style_run(args: argparse.Namespace) -> int:
-    from .synthesis import style_transfer
+    from vislib.synthesis.images import style_transfer
     content, style = _picture(args.content), _picture(args.style)
     model, layers, progress = _setup(args)
     if args.content_layer and args.content_layer not in {info.name for info in model.layers()}:

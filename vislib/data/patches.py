@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .datasets import Collection, cache_dir
-from .features import Progress, default_batch, fingerprint, layer_output, prefetched
-from .device import falls_back
-from .models import Model
+from vislib.data.collections import Collection, cache_dir
+from vislib.data.features import Progress, default_batch, fingerprint, layer_output, prefetched
+from vislib.runtime.device import falls_back
+from vislib.models.zoo import Model
 
 _NONE = np.iinfo(np.int64).max  # the position of an empty slot: sorts after every real one
 

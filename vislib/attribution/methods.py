@@ -22,9 +22,9 @@ from captum.attr import IntegratedGradients, LayerGradCam, NoiseTunnel, Saliency
 from torch.overrides import TorchFunctionMode
 from torchvision.transforms.functional import gaussian_blur
 
-from . import occlusion as _occlusion
-from .device import checkpoint, device_lock, falls_back
-from .models import Model
+from vislib.attribution import perturbation as _occlusion
+from vislib.runtime.device import checkpoint, device_lock, falls_back
+from vislib.models.zoo import Model
 
 
 # ---------------------------------------------------------------- making any network explainable

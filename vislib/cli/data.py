@@ -5,23 +5,23 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cli import OK, CommandError, _positive
+from vislib.cli.common import OK, CommandError, positive
 
 
 # ---------------------------------------------------------------- train-fashion
 
 def train_args(p: argparse.ArgumentParser) -> None:
-    from .fashion import WEIGHTS
-    p.add_argument("--epochs", type=_positive, default=6, help="passes over the 60,000 training pictures (default: 6)")
+    from vislib.models.fashion import WEIGHTS
+    p.add_argument("--epochs", type=positive, default=6, help="passes over the 60,000 training pictures (default: 6)")
     p.add_argument("--seed", type=int, default=0, help="fixes the initial weights and the batch order (default: 0)")
-    p.add_argument("--threads", type=_positive, default=2, help="CPU threads (default: 2)")
+    p.add_argument("--threads", type=positive, default=2, help="CPU threads (default: 2)")
     p.add_argument("--out", type=Path, default=WEIGHTS, help="the .safetensors file to write; its accuracy goes "
                    "beside it as .json (default: %(default)s)")
 
 
 def train_run(args: argparse.Namespace) -> int:
     import torch
-    from . import fashion
+    from vislib.models import fashion
     torch.set_num_threads(args.threads)
 
     def progress(step, total, **info):
@@ -39,9 +39,9 @@ def patches_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="efficientnet_lite0", help="a model of the zoo (default: %(default)s)")
     p.add_argument("--layer", help="a layer name (see the Activation maps page), e.g. blocks.3.0")
     p.add_argument("--collection", metavar="SRC", help="a folder, a .zip, samples or fashion-mnist")
-    p.add_argument("--k", type=_positive, default=9, help="patches kept per channel (default: 9)")
+    p.add_argument("--k", type=positive, default=9, help="patches kept per channel (default: 9)")
     p.add_argument("--shard", type=_shard, metavar="I/N", help="only the I-th of N equal parts (I from 1 to N)")
-    p.add_argument("--batch-size", type=_positive, default=None, metavar="N",
+    p.add_argument("--batch-size", type=positive, default=None, metavar="N",
                    help="pictures a batch (default: 64 on a GPU, 16 on a CPU)")
     p.add_argument("--out", type=Path, help="write the state (every channel's top k) to this .npz")
     p.add_argument("--merge", nargs="+", type=Path, metavar="STATE", help="merge shard states into --out")
@@ -61,7 +61,7 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def patches_run(args: argparse.Namespace) -> int:
-    from .patches import load_states
+    from vislib.data.patches import load_states
     if args.merge:
         if not args.out:
             raise CommandError("--merge needs --out, the file to write the merged state to.")
@@ -73,9 +73,9 @@ def patches_run(args: argparse.Namespace) -> int:
         raise CommandError("Give --collection (a folder, a .zip, samples or fashion-mnist).")
     if not args.out and not args.channel:
         raise CommandError("Give --out to save the state, or --channel and --png to render patches.")
-    from .datasets import open_collection
-    from .models import load_model
-    from .patches import TopState, cached_state, patches, shard_indices, top_state
+    from vislib.data.collections import open_collection
+    from vislib.models.zoo import load_model
+    from vislib.data.patches import TopState, cached_state, patches, shard_indices, top_state
     collection = open_collection(args.collection)
     model = load_model(args.model)
     state = TopState.load(args.state) if args.state else None
@@ -104,7 +104,7 @@ def patches_run(args: argparse.Namespace) -> int:
 
 
 def _render(found, folder: Path, stem: str) -> None:
-    from . import render
+    from vislib import render
     folder.mkdir(parents=True, exist_ok=True)
     for rank, patch in enumerate(found, 1):
         patch.image.save(folder / f"{stem}-{rank}-img{patch.index}-{patch.activation:.3f}.png")

@@ -22,9 +22,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import incremental, render
-from .device import device_lock, falls_back
-from .models import Model
+from vislib.attribution import incremental
+
+from vislib import render
+from vislib.runtime.device import device_lock, falls_back
+from vislib.models.zoo import Model
 
 Progress = Callable[..., object]
 

@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
-from . import optimize as O
-from .activations import capture
-from .models import Model
+from vislib.optvis import optimize as O
+from vislib.activations import capture
+from vislib.models.zoo import Model
 
 VGG = ("vgg16", "vgg19")
 # Gatys et al. 2016: relu1_1 ... relu5_1 for style, relu4_2 for content (indices in `features`).

@@ -13,9 +13,9 @@ from itertools import islice
 
 import torch
 
-from .device import device_lock
-from .images import ImageError, load_image
-from .models import Model
+from vislib.runtime.device import device_lock
+from vislib.images import ImageError, load_image
+from vislib.models.zoo import Model
 
 Prediction = list[tuple[int, str, float]]  # (class index, label, probability), most probable first
 

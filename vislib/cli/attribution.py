@@ -8,10 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import attribution, render
-from .cli import OK, CommandError
-from .images import load_image
-from .models import Model, load_model
+from vislib.attribution import methods as attribution
+
+from vislib import render
+from vislib.cli.common import OK, CommandError
+from vislib.images import load_image
+from vislib.models.zoo import Model, load_model
 
 
 def explain_args(p: argparse.ArgumentParser) -> None:

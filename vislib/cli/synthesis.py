@@ -5,27 +5,27 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cli import OK, CommandError, _positive
+from vislib.cli.common import OK, CommandError, positive
 
 
 def _common(p: argparse.ArgumentParser, out: str, steps: int | None = 200) -> None:
     p.add_argument("--model", default="efficientnet_lite0", help="a model of the zoo (default: %(default)s)")
     if steps is not None:
-        p.add_argument("--steps", type=_positive, default=steps, help="optimisation steps (default: %(default)s)")
+        p.add_argument("--steps", type=positive, default=steps, help="optimisation steps (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="(default: 0)")
     p.add_argument("--out", type=Path, default=Path(out), help="the PNG to write (default: %(default)s)")
 
 
 def _model(args):
     """The network, once the output's folder is known to exist (so a long run is not wasted)."""
-    from .models import load_model
+    from vislib.models.zoo import load_model
     if not args.out.parent.exists():
         raise CommandError(f"The folder {args.out.parent} does not exist.")
     return load_model(args.model)
 
 
 def _picture(path: str):
-    from .images import load_image
+    from vislib.images import load_image
     if not Path(path).exists():
         raise CommandError(f"There is no file named {path}.")
     return load_image(path)
@@ -61,15 +61,15 @@ def _printer(args):
 
 
 def classvis_args(p: argparse.ArgumentParser) -> None:
-    from .synthesis import DEFAULT_PRESET, PRESETS
+    from vislib.synthesis.images import DEFAULT_PRESET, PRESETS
     p.add_argument("target", help="the class: its number or its name (e.g. 1 or goldfish)")
     p.add_argument("--preset", choices=list(PRESETS), default=DEFAULT_PRESET, help="(default: %(default)s)")
-    p.add_argument("--size", type=_positive, help="image size in pixels (default: the network's input size)")
+    p.add_argument("--size", type=positive, help="image size in pixels (default: the network's input size)")
     _common(p, "class.png")
 
 
 def classvis_run(args) -> int:
-    from .synthesis import class_visualization
+    from vislib.synthesis.images import class_visualization
     model = _model(args)
     image = class_visualization(model, _class(model, args.target), steps=args.steps, seed=args.seed,
                                preset=args.preset, size=args.size, progress=_printer(args))
@@ -81,12 +81,12 @@ def fool_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", help="the picture to change")
     p.add_argument("target", help="the class it should be taken for: number or name (e.g. 9 or ostrich)")
     p.add_argument("--eps", type=float, default=4.0, help="largest change per pixel in grey levels of 255 (default: 4)")
-    p.add_argument("--max-steps", type=_positive, default=100, help="(default: 100)")
+    p.add_argument("--max-steps", type=positive, default=100, help="(default: 100)")
     _common(p, "fooled.png", steps=None)
 
 
 def fool_run(args) -> int:
-    from .synthesis import fooling_image
+    from vislib.synthesis.images import fooling_image
     model = _model(args)
     picture = _picture(args.image)
     image, info = fooling_image(model, picture, _class(model, args.target), eps=args.eps / 255,
@@ -102,14 +102,14 @@ def fool_run(args) -> int:
 def dream_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", help="the picture to dream on")
     p.add_argument("layer", help="a layer name (see the Activation maps page), or layer:channel")
-    p.add_argument("--octaves", type=_positive, default=4, help="(default: 4)")
-    p.add_argument("--steps-per-octave", type=_positive, default=10, help="(default: 10)")
-    p.add_argument("--size", type=_positive, default=512, help="longer side at most this (default: 512)")
+    p.add_argument("--octaves", type=positive, default=4, help="(default: 4)")
+    p.add_argument("--steps-per-octave", type=positive, default=10, help="(default: 10)")
+    p.add_argument("--size", type=positive, default=512, help="longer side at most this (default: 512)")
     _common(p, "dream.png", steps=None)
 
 
 def dream_run(args) -> int:
-    from .synthesis import deepdream
+    from vislib.synthesis.images import deepdream
     model = _model(args)
     picture = _picture(args.image)
     image = deepdream(model, picture, _layer(model, args.layer), octaves=args.octaves,
@@ -126,7 +126,7 @@ def invert_args(p: argparse.ArgumentParser) -> None:
 
 
 def invert_run(args) -> int:
-    from .synthesis import invert
+    from vislib.synthesis.images import invert
     model = _model(args)
     picture = _picture(args.image)
     image = invert(model, picture, _layer(model, args.layer), steps=args.steps, seed=args.seed, tv=args.tv,

@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
-from .device import device_lock
-from .models import Model
+from vislib.runtime.device import device_lock
+from vislib.models.zoo import Model
 
 _POINTWISE_MODULES = (nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid,
                       nn.GELU, nn.Tanh, nn.LeakyReLU, nn.ELU, nn.Identity, nn.Dropout)

@@ -21,9 +21,9 @@ from torch import nn
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
-from . import device as devices
-from .checkpoints import ModelError, load_state_dict, read_labels
-from .layers import LayerInfo, measure
+from vislib.runtime import device as devices
+from vislib.models.checkpoints import ModelError, load_state_dict, read_labels
+from vislib.models.layers import LayerInfo, measure
 
 
 # ---------------------------------------------------------------- preprocessing
@@ -151,7 +151,7 @@ FASHION_MODEL = "fashion_cnn"  # vislib/fashion.py
 
 def family(arch: str) -> Family:
     if arch == FASHION_MODEL:
-        from .fashion import zoo_family
+        from vislib.models.fashion import zoo_family
         return zoo_family()
     if arch in _LITE_PACKAGES:
         return _timm_family(_LITE_PACKAGES[arch][0])
@@ -200,7 +200,7 @@ def _can_reach(host: str) -> bool:
 def availability(name: str) -> Availability:
     """Whether `name` can be loaded now, for the model picker."""
     if name == FASHION_MODEL:
-        from .fashion import availability as fashion_availability
+        from vislib.models.fashion import availability as fashion_availability
         return fashion_availability()
     if name in _LITE_PACKAGES:
         try:
@@ -392,7 +392,7 @@ def _compare(expected: dict, given: dict) -> tuple[list[str], list[str]]:
 def load_model(name: str = DEFAULT_MODEL, device=None, arch: str | None = None, labels=None) -> Model:
     """Load a network of the zoo by name, or a checkpoint file (with `arch=` and optional `labels=`)."""
     if name == FASHION_MODEL:  # the classroom network, weights in assets/
-        from .fashion import zoo_model
+        from vislib.models.fashion import zoo_model
         return zoo_model(device)
     if name in _LITE_PACKAGES:
         return _load_lite(name, device)

@@ -32,8 +32,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
-from .device import default_device, device_lock
-from .models import Model
+from vislib.runtime.device import default_device, device_lock
+from vislib.models.zoo import Model
 
 LOGITS = "logits"
 IMAGE = "image"

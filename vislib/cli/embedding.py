@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import OK, CommandError, _positive
+from vislib.cli.common import OK, CommandError, positive
 
 MAX_GRID = 4096  # pictures on a grid PNG: the optimal assignment is N x N
 
@@ -24,11 +24,11 @@ def embed_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="a .csv (index, x, y[, label]) or .png file (default: CSV on stdout)")
     p.add_argument("--grid", action="store_true", help="with a collection and a .png: the pictures themselves, "
                    f"snapped to a square grid (at most {MAX_GRID})")
-    p.add_argument("--tile", type=_positive, default=32, help="pixels per picture on the grid (default: 32)")
+    p.add_argument("--tile", type=positive, default=32, help="pixels per picture on the grid (default: 32)")
 
 
 def embed_run(args: argparse.Namespace) -> int:
-    from . import embedding
+    from vislib.data import embedding
     suffix = args.out.suffix.lower() if args.out else ".csv"
     if suffix not in (".csv", ".png"):
         raise CommandError(f"--out must end in .csv or .png, got {args.out.name}.")
@@ -60,9 +60,9 @@ def _features(args: argparse.Namespace):
             return np.load(args.source, allow_pickle=False), None
         except (OSError, ValueError):
             raise CommandError(f"{args.source} is not a numpy array file of features.") from None
-    from .datasets import open_collection
-    from .features import extract
-    from .models import load_model
+    from vislib.data.collections import open_collection
+    from vislib.data.features import extract
+    from vislib.models.zoo import load_model
     collection = open_collection(args.source)
     if len(collection) < 4:
         raise CommandError(f"{collection.name} holds {len(collection)} pictures; a map needs at least 4.")
@@ -91,9 +91,9 @@ def _png(args: argparse.Namespace, points: np.ndarray, labels: list[str] | None,
     if args.grid:
         if len(points) > MAX_GRID:
             raise CommandError(f"--grid takes at most {MAX_GRID} pictures; this collection has {len(points)}.")
-        from .embedding import grid_layout
-        from .features import thumbnail
-        from .render import grid
+        from vislib.data.embedding import grid_layout
+        from vislib.data.features import thumbnail
+        from vislib.render import grid
         side = math.ceil(math.sqrt(len(points)))
         cells = grid_layout(points, side, side)
         tiles = [None] * side * side

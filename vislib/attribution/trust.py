@@ -17,9 +17,9 @@ import torch
 from scipy.stats import spearmanr
 from torch import nn
 
-from . import attribution
-from .device import device_lock, falls_back
-from .models import Model
+from vislib.attribution import methods as attribution
+from vislib.runtime.device import device_lock, falls_back
+from vislib.models.zoo import Model
 
 
 @dataclass

@@ -12,8 +12,8 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.decomposition import PCA
 from sklearn.manifold import trustworthiness as _sk_trustworthiness
 
-from . import tsne as _tsne
-from .device import default_device
+from vislib.data import tsne as _tsne
+from vislib.runtime.device import default_device
 
 METRICS = ("cosine", "euclidean")
 
