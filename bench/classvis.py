@@ -8,14 +8,11 @@ target is in the top-5 of efficientnet_lite2, a network the optimisation never s
 """
 import argparse
 import random
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
-import vislib  # noqa: E402
-from vislib import synthesis  # noqa: E402
+import vislib
+from vislib import synthesis
 
 
 def main():

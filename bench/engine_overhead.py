@@ -6,16 +6,13 @@ affects both alike. Goal: ratio <= 1.3.
     python bench/engine_overhead.py [--model efficientnet_lite0] [--size 224] [--steps 20]
 """
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
-import vislib  # noqa: E402
-from vislib import optimize as O  # noqa: E402
+import vislib
+from vislib import optimize as O
 
 
 def bare(model, size, steps):

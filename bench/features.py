@@ -11,18 +11,16 @@ disk cache. Goals: (b) reaches >= 80% of (a)'s throughput; (c) is >= 20x faster 
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
-from vislib import features, load_model  # noqa: E402
-from vislib.datasets import open_collection  # noqa: E402
-from vislib.device import describe  # noqa: E402
+from vislib import features, load_model
+from vislib.datasets import open_collection
+from vislib.device import describe
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-samples"
 

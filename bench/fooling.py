@@ -9,14 +9,12 @@ included), as a person would. Goal: >= 95% fooled.
 import argparse
 import random
 import tempfile
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
-import vislib  # noqa: E402
-from vislib import synthesis  # noqa: E402
+import vislib
+from vislib import synthesis
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-samples"
 

@@ -10,16 +10,14 @@ import argparse
 import copy
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from captum.attr import GuidedBackprop, IntegratedGradients, LayerGradCam, NoiseTunnel, Saliency  # noqa: E402
+import torch
+import torch.nn.functional as F
+from captum.attr import GuidedBackprop, IntegratedGradients, LayerGradCam, NoiseTunnel, Saliency
 
-from vislib import attribution, load_model  # noqa: E402
-from vislib.images import sample_images  # noqa: E402
+from vislib import attribution, load_model
+from vislib.images import sample_images
 
 FIRST = ["saliency", "guided_backprop", "gradcam"]
 

@@ -13,20 +13,17 @@ network evaluations and Pearson correlation with the exact map.
 """
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 from captum.attr import Occlusion
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
-from vislib import load_model  # noqa: E402
-from vislib.device import describe  # noqa: E402
-from vislib.images import sample_images  # noqa: E402
-from vislib import occlusion as occlusion_module  # noqa: E402
-from vislib.occlusion import occlusion, occlusion_preview  # noqa: E402
+from vislib import load_model
+from vislib.device import describe
+from vislib.images import sample_images
+from vislib import occlusion as occlusion_module
+from vislib.occlusion import occlusion, occlusion_preview
 
 
 def timed(fn):

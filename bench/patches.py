@@ -15,13 +15,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
-from vislib import features, load_model, patches  # noqa: E402
-from vislib.datasets import open_collection  # noqa: E402
-from vislib.device import describe  # noqa: E402
+from vislib import features, load_model, patches
+from vislib.datasets import open_collection
+from vislib.device import describe
 
 
 def _rss_mb() -> float:

@@ -18,14 +18,13 @@ import random
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
-import torch.nn.functional as F  # noqa: E402
-from captum.attr import LayerGradCam, Occlusion  # noqa: E402
-from PIL import Image  # noqa: E402
-from torchvision.transforms import functional as TF  # noqa: E402
+import torch.nn.functional as F
+from captum.attr import LayerGradCam, Occlusion
+from PIL import Image
+from torchvision.transforms import functional as TF
 
-from vislib import attribution, load_image, load_model  # noqa: E402
+from vislib import attribution, load_image, load_model
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SIZE = 224

@@ -8,10 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
-from vislib import load_model  # noqa: E402
-from vislib.predict import classify  # noqa: E402
+from vislib import load_model
+from vislib.predict import classify
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -19,11 +19,10 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
-from vislib import load_image, load_model  # noqa: E402
-from vislib.device import describe  # noqa: E402
-from vislib.predict import classify  # noqa: E402
+from vislib import load_image, load_model
+from vislib.device import describe
+from vislib.predict import classify
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

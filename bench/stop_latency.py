@@ -9,17 +9,14 @@ Each job is stopped after `--after` seconds of work, several times at different 
 """
 import argparse
 import statistics
-import sys
 import threading
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
-import vislib  # noqa: E402
-from vislib import attribution, device, features, patches, synthesis, trust  # noqa: E402
-from vislib.datasets import open_collection  # noqa: E402
-from vislib.images import sample_images  # noqa: E402
+import vislib
+from vislib import attribution, device, features, patches, synthesis, trust
+from vislib.datasets import open_collection
+from vislib.images import sample_images
 
 
 class Stopped(Exception):

@@ -16,21 +16,18 @@ times 512 px style transfer with VGG19's layers (random weights), 500 steps (goa
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
-import vislib  # noqa: E402
-from vislib import style, synthesis  # noqa: E402
+import vislib
+from vislib import style, synthesis
 from vislib.models import zoo as models
-from vislib.images import sample_images  # noqa: E402
-from vislib.optimize import to_pil  # noqa: E402
+from vislib.images import sample_images
+from vislib.optimize import to_pil
 
 PLAIN_GATYS = ["bn1", "blocks.1.1", "blocks.2.1", "blocks.3.2", "blocks.4.2"]
 

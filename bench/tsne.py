@@ -31,9 +31,8 @@ from threadpoolctl import threadpool_limits
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE, trustworthiness
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
-from vislib.embedding import tsne  # noqa: E402
+from vislib.embedding import tsne
 
 FASHION = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
 

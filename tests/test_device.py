@@ -11,7 +11,9 @@ import pytest
 import torch
 
 from vislib import attribution, device
-from vislib.device import DeviceQueue, falls_back
+from vislib.runtime import memory, queue as queues
+from vislib.runtime.queue import DeviceQueue
+from vislib.runtime.memory import falls_back
 
 
 def _wait_until(condition, seconds=5.0):
@@ -22,7 +24,7 @@ def _wait_until(condition, seconds=5.0):
 
 
 def test_queue_serves_in_arrival_order_and_tells_each_waiter_its_place(monkeypatch):
-    monkeypatch.setattr(device, "WAIT_REPORT_SECONDS", 0.02)
+    monkeypatch.setattr(queues, "WAIT_REPORT_SECONDS", 0.02)
     queue = DeviceQueue("cuda:0")
     order, told = [], {}
     queue.acquire()
@@ -60,7 +62,7 @@ def test_queue_is_reentrant_and_refuses_a_release_by_another_thread():
 
 def test_a_waiter_that_is_stopped_leaves_the_queue(monkeypatch):
     """Streamlit stops a script by raising from its next st call: here, the wait notice."""
-    monkeypatch.setattr(device, "WAIT_REPORT_SECONDS", 0.02)
+    monkeypatch.setattr(queues, "WAIT_REPORT_SECONDS", 0.02)
     queue = DeviceQueue("cuda:0")
     queue.acquire()
     stopped = []
@@ -89,7 +91,7 @@ def test_a_waiter_that_is_stopped_leaves_the_queue(monkeypatch):
 def test_falls_back_halves_the_batch_then_moves_to_the_cpu(monkeypatch):
     gpu = SimpleNamespace(device=torch.device("cuda"), net=torch.nn.Identity())
     cpu = SimpleNamespace(device=torch.device("cpu"))
-    monkeypatch.setattr(device, "cpu_twin", lambda model: cpu)
+    monkeypatch.setattr(memory, "cpu_twin", lambda model: cpu)
     calls = []
 
     @falls_back
@@ -192,14 +194,14 @@ def test_page_shows_its_place_while_waiting_and_a_cache_hit_replays_no_stale_not
 
 def test_idle_devices_hand_freed_memory_back(monkeypatch):
     trims = []
-    monkeypatch.setattr(device, "_libc", lambda: SimpleNamespace(malloc_trim=trims.append))
-    monkeypatch.setattr(device._trimmer, "delay", 0.05)
+    monkeypatch.setattr(memory, "_libc", lambda: SimpleNamespace(malloc_trim=trims.append))
+    monkeypatch.setattr(memory._trimmer, "delay", 0.05)
     queue = device.device_lock("cpu")
     with queue:
         pass
     _wait_until(lambda: trims == [0])
     queue.acquire()  # busy when the timer fires: no trim then
-    device._trimmer.soon()
+    memory._trimmer.soon()
     time.sleep(0.2)
     assert trims == [0]
     queue.release()

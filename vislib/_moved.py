@@ -13,7 +13,7 @@ import importlib.util
 import sys
 
 MOVED = {  # old name under vislib -> where the module lives now
-    "device": "vislib.runtime.device",
+    "device": "vislib.runtime",
     "checkpoints": "vislib.models.checkpoints",
     "layers": "vislib.models.layers",
     "fashion": "vislib.models.fashion",

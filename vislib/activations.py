@@ -5,7 +5,6 @@ import torch
 from PIL import Image
 
 from vislib import render
-from vislib.runtime.device import device_lock
 from vislib.models.zoo import Model
 
 
@@ -15,20 +14,17 @@ def capture(model: Model, x: torch.Tensor, layers: list[str]) -> tuple[torch.Ten
     Hooks live for this call only. Outputs are cloned because a following in-place ReLU
     would otherwise rewrite them after the hook has seen them.
     """
-    modules = dict(model.net.named_modules())
-    unknown = [n for n in layers if n not in modules]
-    if unknown:
-        raise KeyError(f"{model.name} has no layer named {unknown[0]!r}")
+    modules = {n: model.module(n) for n in layers}
     seen: dict[str, torch.Tensor] = {}
 
     def keep(name):
         return lambda _m, _i, out: seen.__setitem__(name, out.detach().float().cpu().clone())
 
-    with device_lock(model.device):
+    with model.running() as net:
         handles = [modules[n].register_forward_hook(keep(n)) for n in layers]
         try:
             with torch.inference_mode():
-                logits = model.net(x.to(model.device)).float().cpu()
+                logits = net(x.to(model.device)).float().cpu()
         finally:
             for h in handles:
                 h.remove()
@@ -48,7 +44,7 @@ def channel_order(maps) -> list[int]:
 
 def first_layer_weights(model: Model) -> torch.Tensor:
     """The first convolution's kernels, [C_out, C_in, k, k], on the CPU."""
-    return dict(model.net.named_modules())[model.first_conv].weight.detach().float().cpu()
+    return model.module(model.first_conv).weight.detach().float().cpu()
 
 
 def filter_tiles(weights: torch.Tensor, shared_scale: bool = False) -> list[Image.Image]:
@@ -65,6 +61,6 @@ def filter_tiles(weights: torch.Tensor, shared_scale: bool = False) -> list[Imag
 
 def filter_responses(model: Model, image: Image.Image) -> torch.Tensor:
     """The first convolution applied to the image (before normalisation and activation), [C,H,W]."""
-    conv = dict(model.net.named_modules())[model.first_conv]
-    with torch.inference_mode():
+    conv = model.module(model.first_conv)
+    with torch.inference_mode(), model.running():  # another job may have hooked this convolution
         return conv(model.preprocess(image)[None].to(model.device))[0].float().cpu()

@@ -23,7 +23,7 @@ from torch.overrides import TorchFunctionMode
 from torchvision.transforms.functional import gaussian_blur
 
 from vislib.attribution import perturbation as _occlusion
-from vislib.runtime.device import checkpoint, device_lock, falls_back
+from vislib.runtime import checkpoint, device_lock, falls_back
 from vislib.models.zoo import Model
 
 

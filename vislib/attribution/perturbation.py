@@ -25,7 +25,7 @@ from torch import nn
 from vislib.attribution import incremental
 
 from vislib import render
-from vislib.runtime.device import device_lock, falls_back
+from vislib.runtime import device_lock, falls_back
 from vislib.models.zoo import Model
 
 Progress = Callable[..., object]

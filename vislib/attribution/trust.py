@@ -18,7 +18,7 @@ from scipy.stats import spearmanr
 from torch import nn
 
 from vislib.attribution import methods as attribution
-from vislib.runtime.device import device_lock, falls_back
+from vislib.runtime import device_lock, falls_back
 from vislib.models.zoo import Model
 
 

@@ -13,7 +13,7 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import trustworthiness as _sk_trustworthiness
 
 from vislib.data import tsne as _tsne
-from vislib.runtime.device import default_device
+from vislib.runtime import default_device
 
 METRICS = ("cosine", "euclidean")
 

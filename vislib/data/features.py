@@ -18,7 +18,7 @@ import torch
 from PIL import Image, ImageOps
 
 from vislib.data.collections import Collection, cache_dir
-from vislib.runtime.device import device_lock, falls_back
+from vislib.runtime import device_lock, falls_back
 from vislib.models.zoo import Model, family
 from vislib.data.predict import batches_ahead
 

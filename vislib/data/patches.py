@@ -20,7 +20,7 @@ from PIL import Image
 
 from vislib.data.collections import Collection, cache_dir
 from vislib.data.features import Progress, default_batch, fingerprint, layer_output, prefetched
-from vislib.runtime.device import falls_back
+from vislib.runtime import falls_back
 from vislib.models.zoo import Model
 
 _NONE = np.iinfo(np.int64).max  # the position of an empty slot: sorts after every real one

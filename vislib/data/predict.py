@@ -13,7 +13,7 @@ from itertools import islice
 
 import torch
 
-from vislib.runtime.device import device_lock
+from vislib.runtime import device_lock
 from vislib.images import ImageError, load_image
 from vislib.models.zoo import Model
 

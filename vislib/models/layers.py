@@ -25,6 +25,16 @@ from timm.layers.pool2d_same import AvgPool2dSame, MaxPool2dSame
 _SAME_PADDING = (Conv2dSame, MaxPool2dSame, AvgPool2dSame)
 
 
+class LayerError(KeyError, ValueError):
+    """A layer name the network does not have: the one error every function raises for it.
+
+    A KeyError (a name looked up in the network's modules) and a ValueError (a bad argument), so
+    code catching either catches it; the message is one sentence naming the layers there are."""
+
+    def __str__(self) -> str:  # KeyError would print the message in quotes
+        return str(self.args[0]) if self.args else ""
+
+
 @dataclass(frozen=True)
 class LayerInfo:
     name: str             # a key of net.named_modules()

@@ -7,13 +7,14 @@ keeps them: a pip package, torchvision's own cache, or a person's checkpoint fil
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import os
 import socket
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from PIL import Image
@@ -21,9 +22,10 @@ from torch import nn
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
-from vislib.runtime import device as devices
+from vislib.runtime import devices
 from vislib.models.checkpoints import ModelError, load_state_dict, read_labels
-from vislib.models.layers import LayerInfo, measure
+from vislib.models.layers import LayerError, LayerInfo, measure
+from vislib.runtime import queue
 
 
 # ---------------------------------------------------------------- preprocessing
@@ -42,6 +44,18 @@ class Preprocessing:
         image = TF.resize(image.convert("RGB"), self.resize_size, interpolation=mode, antialias=True)
         image = TF.center_crop(image, self.input_size)
         return TF.normalize(TF.pil_to_tensor(image).float().div_(255), self.mean, self.std)
+
+    def normalise(self, pixels: torch.Tensor) -> torch.Tensor:
+        """0-1 RGB pixels [..., 3, H, W] (any device) -> the network's input."""
+        return (pixels - self._stat(self.mean, pixels)) / self._stat(self.std, pixels)
+
+    def denormalise(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's input [..., 3, H, W] -> 0-1 RGB pixels (not clamped)."""
+        return x * self._stat(self.std, x) + self._stat(self.mean, x)
+
+    @staticmethod
+    def _stat(values: tuple[float, ...], like: torch.Tensor) -> torch.Tensor:
+        return torch.tensor(values, dtype=like.dtype, device=like.device).view(-1, 1, 1)
 
     @classmethod
     def from_timm(cls, cfg: dict) -> "Preprocessing":
@@ -250,32 +264,55 @@ class Model:
 
     def to_image(self, x: torch.Tensor) -> Image.Image:
         """Undo the normalisation of a [3,H,W] tensor and return the picture."""
-        mean = torch.tensor(self.mean, device=x.device).view(-1, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(-1, 1, 1)
-        pixels = (x.detach() * std + mean).clamp(0, 1).mul(255).round().byte().cpu()
+        pixels = self.preprocessing.denormalise(x.detach()).clamp(0, 1).mul(255).round().byte().cpu()
         return TF.to_pil_image(pixels)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[nn.Module]:
+        """The one way to run the network: holds its device's queue for the block and yields the net.
+
+        The network is shared by every session; hooks registered inside the block see only this
+        block's passes, because no other thread can run the network meanwhile (the network itself
+        refuses a pass from a thread that holds no queue: `vislib.runtime.queue.guard`). Re-entrant.
+        """
+        with queue.device_lock(self.device):
+            yield self.net
 
     def layers(self) -> list[LayerInfo]:
         if self._layers is None:
-            with devices.device_lock(self.device):
-                self._layers = measure(self.net, self.input_size, self._catalogue, device=self.device)
+            with self.running() as net:
+                self._layers = measure(net, self.input_size, self._catalogue, device=self.device)
         return self._layers
 
     def layer(self, name: str) -> LayerInfo:
+        """The catalogue's entry for a layer; LayerError if the catalogue has no such layer."""
         for info in self.layers():
             if info.name == name:
                 return info
-        raise KeyError(f"{self.name} has no layer named {name!r}")
+        raise LayerError(f"{self.name} has no layer named {name!r} in its catalogue; its layers are "
+                         f"{_listing([i.name for i in self.layers()])}.")
 
-    @torch.no_grad()
+    def module(self, name: str) -> nn.Module:
+        """The module `name` of the network (any key of `net.named_modules()`); LayerError if none."""
+        found = dict(self.net.named_modules()).get(name) if name else None
+        if found is None:
+            raise LayerError(f"{self.name} has no layer named {name!r}; its layers are "
+                             f"{_listing([i.name for i in self.layers()])}.")
+        return found
+
     def probabilities(self, batch: torch.Tensor) -> torch.Tensor:
         """Softmax class probabilities for a preprocessed batch [N,3,S,S], on the CPU."""
-        return self.net(batch.to(self.device)).float().softmax(dim=1).cpu()
+        with torch.inference_mode(), self.running() as net:
+            return net(batch.to(self.device)).float().softmax(dim=1).cpu()
 
     def top_k(self, image: Image.Image, k: int = 5) -> list[tuple[int, str, float]]:
         probs = self.probabilities(self.preprocess(image)[None])[0]
         values, indices = probs.topk(min(k, len(probs)))
         return [(int(i), self.labels[int(i)], float(p)) for p, i in zip(values, indices)]
+
+
+def _listing(names: list[str]) -> str:
+    return ", ".join(names) if len(names) <= 12 else f"{', '.join(names[:6])}, ..., {', '.join(names[-3:])}"
 
 
 def _finish(net: nn.Module, name: str, arch: str, fam: Family, labels: list[str], device) -> Model:
@@ -284,6 +321,7 @@ def _finish(net: nn.Module, name: str, arch: str, fam: Family, labels: list[str]
     # Explanations need gradients with respect to the input only; frozen weights keep every
     # backward pass from also computing (and storing) weight gradients.
     net.requires_grad_(False)
+    net.register_forward_pre_hook(queue.guard)
     return Model(net=net, name=name, labels=labels, preprocessing=fam.preprocessing(), device=device,
                  arch=arch, first_conv=fam.first_conv, _catalogue=fam.catalogue(net))
 

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
-from vislib.runtime.device import default_device, device_lock
+from vislib.runtime import default_device, device_lock
 from vislib.models.zoo import Model
 
 LOGITS = "logits"

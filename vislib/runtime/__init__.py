@@ -1,3 +1,16 @@
-"""Where work runs: devices, the fair queue every shared network runs through, progress and stop."""
-from vislib.runtime.device import *  # noqa: F401,F403
-from vislib.runtime.device import _trimmer  # noqa: F401
+"""Where work runs: devices, the fair queue every shared network runs through, progress and stop.
+
+- `devices`: which device (CUDA, MPS, CPU; `VISLIB_DEVICE`).
+- `queue`: one first-come-first-served queue per device; `Model.running()` holds it, and a shared
+  network refuses a pass outside it.
+- `progress`: the one progress protocol and the one way a job is stopped.
+- `memory`: out-of-memory fallbacks (smaller batches, then a CPU copy), memory back to the system.
+"""
+from vislib.runtime.devices import batch_size, default_device, describe, indexed, resolve
+from vislib.runtime.memory import cpu_twin, falls_back, release_memory
+from vislib.runtime.progress import Progress, checkpoint, listening, notify, report, within
+from vislib.runtime.queue import DeviceQueue, SharedNetworkError, device_lock, holds_a_device
+
+__all__ = ["DeviceQueue", "Progress", "SharedNetworkError", "batch_size", "checkpoint", "cpu_twin", "default_device", "describe",
+           "device_lock", "falls_back", "holds_a_device", "indexed", "listening", "notify", "release_memory",
+           "report", "resolve", "within"]

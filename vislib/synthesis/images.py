@@ -14,7 +14,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from vislib.optvis import optimize as O
 from vislib.activations import capture
-from vislib.runtime.device import falls_back
+from vislib.runtime import falls_back
 from vislib.images import load_image
 from vislib.models.zoo import Model
 
