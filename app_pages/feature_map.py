@@ -6,7 +6,8 @@ import streamlit as st
 from PIL import Image
 
 from ui import jobs, maps, sidebar, widgets
-from vislib import embedding, render
+from vislib import render
+from vislib.data import embedding
 
 MAX_GRID, MAX_SHOWN, TILE = 1024, 64, 64
 model, model_key, picture, image_key = sidebar.current()

@@ -2,7 +2,8 @@ import streamlit as st
 from PIL import Image, ImageDraw
 
 from ui import maps, sidebar, widgets
-from vislib import embedding, render
+from vislib import render
+from vislib.data import embedding
 
 TILE, PER_PAGE = 96, 32
 model, model_key, picture, image_key = sidebar.current()

@@ -2,7 +2,8 @@ import streamlit as st
 from PIL import Image, ImageDraw, ImageOps
 
 from ui import collection as collections, jobs, sidebar, widgets
-from vislib import patches, render
+from vislib import render
+from vislib.data import patches
 
 TILE, PER_PAGE = 72, 12
 model, model_key, picture, image_key = sidebar.current()

@@ -50,7 +50,7 @@ def test_tsne_same_seed_same_map_other_seed_other_map(digits, digits_map):
 def test_tsne_progress_reports_and_can_stop(digits):
     seen = []
 
-    def progress(step, total, preview, kl, embedding, phase):
+    def progress(step, total, kl, embedding, phase):  # the protocol's keywords; no preview for a map
         seen.append((step, kl, embedding.shape))
         return step < 30
 

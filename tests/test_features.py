@@ -34,7 +34,7 @@ def test_penultimate_of_resnet_is_the_input_of_fc(random_model, three):
     model = random_model("resnet18")
     headless = copy.deepcopy(model.net)
     headless.fc = torch.nn.Identity()
-    with torch.inference_mode():
+    with torch.inference_mode(), model.running():  # the copy carries the shared network's guard
         want = headless(_batch(model, three)).cpu().numpy()
     np.testing.assert_allclose(features.extract(model, three), want, rtol=1e-4, atol=1e-5)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from vislib import datasets
+from vislib.data import collections as datasets
 
 SOURCES = {
     "samples": "Built-in sample pictures",

@@ -12,7 +12,7 @@ import streamlit as st
 from PIL import Image, ImageColor
 
 from ui import collection as collections, jobs
-from vislib import embedding, features as fe
+from vislib.data import embedding, features as fe
 
 AT_ONCE = 300  # pictures whose features are computed without asking first
 

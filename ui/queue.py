@@ -8,7 +8,7 @@ import streamlit as st
 from streamlit.runtime.caching.cached_message_replay import in_cached_function
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_run_yield_check
 
-from vislib import device
+from vislib import runtime
 
 
 def _now(draw) -> None:
@@ -43,5 +43,5 @@ def reported():
 
     # Streamlit's own stop check (StopException when Stop is pressed or the tab is closed),
     # called by the engine at every step or batch, so a stop never waits for a whole job.
-    with device.listening(on_wait, on_notice, get_run_yield_check()):
+    with runtime.listening(on_wait, on_notice, get_run_yield_check()):
         yield

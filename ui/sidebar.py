@@ -12,8 +12,7 @@ import hashlib
 import streamlit as st
 
 import vislib
-from vislib import device, images
-from vislib.models import zoo as models
+from vislib import images, models, runtime
 
 CUSTOM = "your checkpoint"
 
@@ -103,7 +102,7 @@ def show() -> None:
         picture, image_key = _image_picker()
         if picture is not None:
             st.image(picture, width="stretch")
-        st.caption(f"Running on {device.describe(model.device if model else device.default_device())}")
+        st.caption(f"Running on {runtime.describe(model.device if model else runtime.default_device())}")
     st.session_state["current"] = (model, model_key, picture, image_key)
 
 

@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 
 from vislib import render
-from vislib.models.zoo import Model
+from vislib.models import Model
 
 
 def capture(model: Model, x: torch.Tensor, layers: list[str]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

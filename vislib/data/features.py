@@ -1,8 +1,6 @@
 """What a network makes of a whole collection: one feature vector per picture, cached on disk.
 
-Pictures are decoded and preprocessed in a thread pool one batch ahead of the network (Pillow
-releases the GIL while it decodes and resizes; threads, unlike DataLoader worker processes, need
-no pickling of the collection and no fork of a server process full of threads). The forward pass
+Pictures are read through the one decoding pipeline (vislib.data.batches). The forward pass
 stops at the wanted layer, so early layers cost only the layers before them. Results are cached
 as .npy files under $VISLIB_CACHE (else ~/.cache/vislib), keyed by the network's weights, the
 layer and the collection's content, so a second visit is a file read.
@@ -11,31 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 
 from vislib.data.collections import Collection, cache_dir
-from vislib.runtime import device_lock, falls_back
-from vislib.models.zoo import Model, family
-from vislib.data.predict import batches_ahead
-
-Progress = Callable[..., object] | None
-
-
-def prefetched(collection: Collection, prepare: Callable[[Image.Image], object], batch_size: int,
-               indices: Sequence[int] | None = None) -> Iterator[tuple[list[int], list]]:
-    """Yield (positions, prepared pictures) batch by batch, preparing the next batch meanwhile."""
-    positions = range(len(collection)) if indices is None else indices
-    return batches_ahead(positions, lambda i: prepare(collection[i][0]), batch_size)
-
+from vislib.data.batches import prefetched
+from vislib.runtime import Progress, batch_size as choose_batch, falls_back, report
+from vislib.models import Model, family
 
 def default_batch(model: Model) -> int:
-    """64 pictures a batch on a GPU; 16 on a CPU, where a batch of 224 px pictures takes about
-    0.4 s on 2 cores, so a stop (taken between batches) never waits long."""
-    return 64 if model.device.type != "cpu" else 16
+    """64 pictures a batch on a GPU; 16 on a CPU (about 0.4 s at 224 px on 2 cores)."""
+    return choose_batch(model.device, cpu=16, gpu=64)
 
 
 class _Reached(Exception):
@@ -51,25 +38,21 @@ def layer_output(model: Model, x: torch.Tensor, layer: str | None, reduce: Calla
     """reduce(the layer's output) for a preprocessed batch (layer None: the classifier's input).
 
     The hook reduces on the model's device (a pooled vector or a top-k is small to move) and then
-    stops the forward pass. Runs under the device lock; the hook is removed in `finally`.
+    stops the forward pass. Runs inside model.running(); the hook is removed in `finally`.
     """
-    name = penultimate(model) if layer is None else layer
-    modules = dict(model.net.named_modules())
-    if name not in modules:
-        raise KeyError(f"{model.name} has no layer named {name!r}")
+    module = model.module(penultimate(model) if layer is None else layer)
     kept = []
 
     def keep(t: torch.Tensor):
         kept.append(reduce(t.detach().float()))
         raise _Reached
 
-    module = modules[name]
-    with device_lock(model.device):
+    with model.running() as net:
         handle = (module.register_forward_pre_hook(lambda _m, args: keep(args[0])) if layer is None
                   else module.register_forward_hook(lambda _m, _i, out: keep(out)))
         try:
             with torch.inference_mode():
-                model.net(x.to(model.device))
+                net(x.to(model.device))
         except _Reached:
             pass
         finally:
@@ -91,7 +74,8 @@ def fingerprint(model: Model) -> str:
     return h.hexdigest()[:16]
 
 
-def _cached(name: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+def _cached(name: str, compute: Callable[[], np.ndarray | None]) -> np.ndarray | None:
+    """compute() once, then the file; a result of None (a stopped job) is not kept."""
     path = cache_dir("features") / f"{name}.npy"
     if path.exists():
         try:
@@ -99,6 +83,8 @@ def _cached(name: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
         except (OSError, ValueError):  # a damaged cache file is recomputed, not fatal
             pass
     result = compute()
+    if result is None:
+        return None
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
     np.save(tmp, result)
     os.replace(tmp, path)  # atomic: a reader never sees half a file
@@ -107,21 +93,25 @@ def _cached(name: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
 
 @falls_back
 def extract(model: Model, collection: Collection, layer: str | None = None, batch_size: int | None = None,
-            progress: Progress = None) -> np.ndarray:
+            progress: Progress | None = None) -> np.ndarray:
     """Features [N,C] float32: the penultimate vector (layer None) or a layer's channels averaged over space.
 
-    `progress(done, total)` is called after each batch. Cached on disk: a second call reads the file.
+    `progress(done, total)` is called after each batch; when it returns False, the features of the
+    pictures done so far come back (fewer rows) and nothing is cached. Cached on disk: a second call
+    reads the file.
     """
-    def compute() -> np.ndarray:
-        out = []
+    out = []
+
+    def compute() -> np.ndarray | None:
         for chunk, xs in prefetched(collection, model.preprocess, batch_size or default_batch(model)):
             out.append(layer_output(model, torch.stack(xs), layer, _pooled).numpy())
-            if progress:
-                progress(chunk[-1] + 1, len(collection))
-        return np.concatenate(out).astype(np.float32)
+            if not report(progress, chunk[-1] + 1, len(collection)):
+                return None
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
 
     name = f"{model.name}-{layer or 'penultimate'}-{fingerprint(model)}-{collection.key}"
-    return _cached(name.replace("/", "_"), compute)
+    found = _cached(name.replace("/", "_"), compute)
+    return found if found is not None else np.concatenate(out).astype(np.float32)
 
 
 def thumbnail(image: Image.Image, size: int = 64) -> Image.Image:
@@ -129,14 +119,17 @@ def thumbnail(image: Image.Image, size: int = 64) -> Image.Image:
     return ImageOps.fit(image.convert("RGB"), (size, size), Image.Resampling.BILINEAR)
 
 
-def pixels(collection: Collection, size: int = 32, batch_size: int = 256, progress: Progress = None) -> np.ndarray:
-    """Raw pixels [N, size*size*3] float32 in [0, 1] of centre-square thumbnails: pixel space, for neighbours."""
-    def compute() -> np.ndarray:
-        out = []
+def pixels(collection: Collection, size: int = 32, batch_size: int = 256, progress: Progress | None = None) -> np.ndarray:
+    """Raw pixels [N, size*size*3] float32 in [0, 1] of centre-square thumbnails: pixel space, for
+    neighbours. Stopped by `progress` as `extract` is."""
+    out = []
+
+    def compute() -> np.ndarray | None:
         for chunk, tiles in prefetched(collection, lambda im: np.asarray(thumbnail(im, size)), batch_size):
             out.append(np.stack(tiles).reshape(len(tiles), -1).astype(np.float32) / 255)
-            if progress:
-                progress(chunk[-1] + 1, len(collection))
+            if not report(progress, chunk[-1] + 1, len(collection)):
+                return None
         return np.concatenate(out)
 
-    return _cached(f"pixels{size}-{collection.key}", compute)
+    found = _cached(f"pixels{size}-{collection.key}", compute)
+    return found if found is not None else np.concatenate(out)

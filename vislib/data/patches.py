@@ -19,9 +19,10 @@ import torch
 from PIL import Image
 
 from vislib.data.collections import Collection, cache_dir
-from vislib.data.features import Progress, default_batch, fingerprint, layer_output, prefetched
-from vislib.runtime import falls_back
-from vislib.models.zoo import Model
+from vislib.data.batches import prefetched
+from vislib.data.features import default_batch, fingerprint, layer_output
+from vislib.runtime import Progress, falls_back, report
+from vislib.models import Model
 
 _NONE = np.iinfo(np.int64).max  # the position of an empty slot: sorts after every real one
 
@@ -125,7 +126,7 @@ def shard_indices(n: int, shard: int, shards: int) -> range:
 
 @falls_back
 def top_state(model: Model, layer: str, collection: Collection, k: int = 9, indices=None,
-              batch_size: int | None = None, progress: Progress = None) -> TopState:
+              batch_size: int | None = None, progress: Progress | None = None) -> TopState:
     """One pass over the collection (or the positions `indices` of it): the top k of every channel."""
     info = model.layer(layer)
     c, (h, w) = info.channels, info.size
@@ -138,11 +139,11 @@ def top_state(model: Model, layer: str, collection: Collection, k: int = 9, indi
         bv, bp = layer_output(model, torch.stack(xs), layer, lambda t: _batch_top(t, first, k))
         values, positions = _best(torch.cat([values, bv], 1), torch.cat([positions, bp], 1), k)
         done += len(chunk)
-        if progress:
-            progress(done, len(positions_all))
+        if not report(progress, done, len(positions_all)):
+            break  # stopped: the state of the pictures seen so far (images_seen says how many)
     shard = f"{min(positions_all)}-{max(positions_all)}" if len(positions_all) else "empty"
     return TopState(fingerprint(model), layer, collection.key, k, (h, w), values.numpy(), positions.numpy(),
-                    len(positions_all), [shard])
+                    done, [shard])
 
 
 def _cache_path(model: Model, layer: str, collection: Collection, k: int) -> Path:
@@ -158,13 +159,15 @@ def saved_state(model: Model, layer: str, collection: Collection, k: int = 9) ->
         return None
 
 
-def cached_state(model: Model, layer: str, collection: Collection, k: int = 9, progress: Progress = None) -> TopState:
+def cached_state(model: Model, layer: str, collection: Collection, k: int = 9, progress: Progress | None = None) -> TopState:
     """top_state over the whole collection, kept on disk (one file for every channel of the layer)."""
     found = saved_state(model, layer, collection, k)
     if found is not None:
         return found
     path = _cache_path(model, layer, collection, k)
     state = top_state(model, layer, collection, k, progress=progress)
+    if state.images_seen < len(collection):  # stopped part-way: shown, but not kept
+        return state
     tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
     state.save(tmp)
     os.replace(tmp, path)

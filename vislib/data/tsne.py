@@ -30,6 +30,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from vislib.runtime import device_lock, report
+
 NODES = 3  # interpolation nodes per box and axis (FIt-SNE's default)
 EXACT_BELOW = 1000  # fewer points: the exact N x N repulsion is cheaper than the grid and its FFTs
 
@@ -54,8 +56,8 @@ class RowSums:
     On a GPU `index_add_` adds floats with atomics in no fixed order, and t-SNE grows the last bit
     into a different map: one seed gave another picture on every run. There (or with
     `fixed_point`) the values are added as 64-bit integers, 2^-36 of the largest value apart,
-    which add exactly in any order, as fast as the floats' atomics (70,000 points on an H100:
-    1.4 s against 1.1 s). A CPU's `index_add_` already adds in order.
+    which add exactly in any order, about as fast as the floats' atomics (bench/RESULTS.md,
+    t-SNE). A CPU's `index_add_` already adds in order.
     """
 
     def __init__(self, index: torch.Tensor, size: int, fixed_point: bool | None = None):
@@ -202,51 +204,49 @@ def embed(x, seed: int = 0, perplexity: float = 30.0, *, exaggeration: float = 1
     edge_sums = RowSums(torch.cat([i, j]), n)  # the attraction's: +pull at i, -pull at j
     total = sum(max_iter)
     step, kl = 0, math.nan
-    # Each step is many small tensor operations; on a CPU a second thread costs more in
-    # synchronisation than it brings (measured 3.3x slower with 2 threads on 2 cores), so the
-    # optimisation runs on one thread. The neighbour search above keeps all of them.
-    with _cpu_threads(device, 1):
-        for phase, (alpha, momentum, limit) in enumerate([(exaggeration, 0.5, max_iter[0]), (1.0, 0.8, max_iter[1])]):
-            last = math.inf
-            for it in range(1, limit + 1):
+    for phase, (alpha, momentum, limit) in enumerate([(exaggeration, 0.5, max_iter[0]), (1.0, 0.8, max_iter[1])]):
+        last = math.inf
+        for it in range(1, limit + 1):
+            with _one_thread(device):
                 diff = y[i] - y[j]
                 q = 1 / (1 + (diff * diff).sum(1))
                 pull = (p * q)[:, None] * diff
                 attract = edge_sums(torch.cat([pull, -pull]))
                 push, z = exact_repulsion(y) if n < EXACT_BELOW else repulsion(y, max_boxes)
                 opt.step(alpha * attract - push / z, momentum)
-                step += 1
-                if it % 10:
-                    continue
-                # KL(P || Q) = sum p log p - sum p log q_unnormalised + log Z (the p_ij sum to 1).
-                kl = entropy - 2 * float((p * torch.log(q)).sum()) + math.log(float(z))
-                if progress is not None and \
-                        progress(step, total, None, kl=kl, embedding=y.cpu().numpy().copy(), phase=phase) is False:
-                    return y.cpu().numpy()
-                # Converged: the KL divergence fell by less than `tol` (relative) over the last 10 steps.
-                if it > min_iter[phase] and last - kl < tol * abs(kl):
-                    break
-                last = kl
-            total = step + max_iter[1] if phase == 0 else step
-            if phase == 0:
-                opt.update.zero_()  # bhtsne and openTSNE start the second phase without momentum carry-over
-    if progress is not None:
-        progress(step, step, None, kl=kl, embedding=y.cpu().numpy().copy(), phase=1)
+            step += 1
+            if it % 10:
+                continue
+            # KL(P || Q) = sum p log p - sum p log q_unnormalised + log Z (the p_ij sum to 1).
+            kl = entropy - 2 * float((p * torch.log(q)).sum()) + math.log(float(z))
+            if not report(progress, step, total, kl=kl, embedding=y.cpu().numpy().copy(), phase=phase):
+                return y.cpu().numpy()
+            # Converged: the KL divergence fell by less than `tol` (relative) over the last 10 steps.
+            if it > min_iter[phase] and last - kl < tol * abs(kl):
+                break
+            last = kl
+        total = step + max_iter[1] if phase == 0 else step
+        if phase == 0:
+            opt.update.zero_()  # bhtsne and openTSNE start the second phase without momentum carry-over
+    report(progress, step, step, kl=kl, embedding=y.cpu().numpy().copy(), phase=1)
     return y.cpu().numpy()
 
 
 @contextlib.contextmanager
-def _cpu_threads(device: torch.device, count: int):
-    """Limit torch's CPU threads for the block (process-wide, so restored at once afterwards)."""
+def _one_thread(device: torch.device):
+    """One step on one CPU thread: each step is many small tensor operations, where a second
+    thread costs more in synchronisation than it brings (bench/tsne.py --threads). torch's thread count is process-wide, so it is set and restored while this
+    thread holds the CPU's queue, one step at a time: other sessions' CPU work never runs with it."""
     if device.type != "cpu":
         yield
         return
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    with device_lock(device):
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
 
 def _pca_init(x: torch.Tensor) -> torch.Tensor:
