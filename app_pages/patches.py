@@ -20,14 +20,18 @@ layers = model.layers()
 info = st.selectbox("Layer", layers, index=len(layers) // 2, key=f"patch-layer-{model_key}",
                     format_func=lambda l: f"{l.name} ({l.channels} channels, receptive field {l.receptive_field} px)")
 k = st.slider("Patches per channel", 4, 16, 9, key="patch-k")
+per_picture = st.toggle("One patch per picture", True, key="patch-per-picture",
+                        help="Each picture offers only its strongest cell, so the patches come from different "
+                             "pictures (as the lecture shows a unit's examples). Off: the strongest cells anywhere, "
+                             "which may be neighbours in one picture.")
 
-run_key = f"patches:{model_key}:{info.name}:{collection_key}:{k}"
-state = patches.saved_state(model, info.name, collection, k)
+run_key = f"patches:{model_key}:{info.name}:{collection_key}:{k}:{per_picture}"
+state = patches.saved_state(model, info.name, collection, k, per_picture)
 if state is None:
     st.write(f"One pass over the {len(collection):,} pictures finds the top {k} patches of all "
              f"{info.channels} channels of {info.name} at once.")
-    kept = jobs.run(run_key, lambda progress: patches.cached_state(model, info.name, collection, k, progress),
-                    label="Find the patches")
+    kept = jobs.run(run_key, lambda progress: patches.cached_state(model, info.name, collection, k, progress,
+                                                                   per_picture), label="Find the patches")
     state = kept["result"] if kept else None
     if state is None:
         st.stop()

@@ -71,6 +71,42 @@ def test_top_patches_are_the_true_maxima_with_their_receptive_fields(net, pictur
         assert np.array_equal(np.asarray(p.image), np.asarray(seen.crop(p.box)))
 
 
+def _brute_pictures(maps: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each picture's strongest cell (the first on a tie), then the top k pictures by (value, index)."""
+    n, c, h, w = maps.shape
+    flat = maps.reshape(n, c, h * w).numpy()
+    cells = flat.argmax(2)                               # numpy's argmax: the first maximal cell
+    best = np.take_along_axis(flat, cells[..., None], 2)[..., 0].T          # [C, N]
+    order = np.stack([np.lexsort((np.arange(n), -row)) for row in best])[:, :k]
+    return np.take_along_axis(best, order, 1), order * h * w + np.take_along_axis(cells.T, order, 1)
+
+
+@pytest.mark.parametrize("layer", ["relu1", "conv3"])
+@pytest.mark.parametrize("batch", [7, 64])
+def test_one_per_picture_equals_brute_force(net, pictures, layer, batch):
+    maps, _, _ = _brute(net, pictures, layer, 1)
+    values, positions = _brute_pictures(maps, 8)
+    state = top_state(net, layer, pictures, k=8, batch_size=batch, per_picture=True)
+    np.testing.assert_allclose(state.values, values, rtol=1e-5, atol=1e-6)
+    assert np.array_equal(state.positions, positions)
+    cells = maps.shape[2] * maps.shape[3]
+    for channel in range(state.channels):  # k different pictures in every channel
+        assert len(set(state.positions[channel] // cells)) == 8
+    found = patches.top_patches(net, layer, 3, pictures, k=8, per_picture=True)
+    assert [p.index for p in found] == list(state.positions[3] // cells)
+
+
+def test_one_per_picture_merges_like_the_cells(net, pictures):
+    whole = top_state(net, "conv2", pictures, k=5, per_picture=True)
+    parts = [top_state(net, "conv2", pictures, k=5, indices=range(a, b), per_picture=True)
+             for a, b in ((0, 40), (40, 41), (41, 150))]
+    merged = parts[2].merge(parts[0]).merge(parts[1])
+    assert np.array_equal(merged.positions, whole.positions)
+    np.testing.assert_allclose(merged.values, whole.values, rtol=1e-6)  # other batches: last-bit differences
+    with pytest.raises(ValueError, match="do not belong together"):
+        whole.merge(top_state(net, "conv2", pictures, k=5, indices=range(3)))  # cells, not pictures
+
+
 def test_shards_merge_into_the_single_pass_in_any_order(net, pictures, tmp_path):
     whole = top_state(net, "conv2", pictures, k=5, batch_size=64)
     a, b, c = (top_state(net, "conv2", pictures, 5, patches.shard_indices(len(pictures), i, 3), batch_size=16)
@@ -121,8 +157,8 @@ def test_command_line_shards_merge_and_render(net, pictures, tmp_path, monkeypat
     assert main(["patches", "--model", "fashion_cnn", "--state", str(tmp_path / "m.npz"), "--collection", src,
                  "--channel", "3", "--png", str(tmp_path / "png")]) == 0
     assert len(list((tmp_path / "png").glob("conv2-ch3-*.png"))) == 4 and (tmp_path / "png" / "conv2-ch3.png").exists()
-    assert main(["patches", "--model", "fashion_cnn", "--layer", "nope", "--collection", src, "--out", "x.npz"]) == 2
-    assert "has no layer 'nope'" in capsys.readouterr().err
+    assert main(["patches", "--model", "fashion_cnn", "--layer", "nope", "--collection", src, "--out", "x.npz"]) == 1
+    assert "has no layer named 'nope'" in capsys.readouterr().err
 
 
 def test_the_page_finds_patches_shows_them_in_context_and_browses(monkeypatch, tmp_path):
@@ -139,8 +175,9 @@ def test_the_page_finds_patches_shows_them_in_context_and_browses(monkeypatch, t
     button.click().run()
     assert not at.exception, [e.value for e in at.exception]
     model, collection = vislib.load_model(), datasets.open_collection("samples")
-    state = patches.saved_state(model, "blocks.0.0", collection, 9)
+    state = patches.saved_state(model, "blocks.0.0", collection, 9, per_picture=True)  # the page's default
     assert state is not None and state.images_seen == 9
+    assert len(set(state.positions[0] // (state.map_size[0] * state.map_size[1]))) == 9  # nine pictures
     text = " ".join(m.value for m in at.markdown)
     assert "Activations: " + ", ".join(f"{v:.3f}" for v in state.values[0]) in text
     best = patches.patches(state, model, collection, 0)[0]

@@ -7,6 +7,10 @@ Ties are broken by position (earlier image, then earlier cell), which makes the 
 function of the set of candidates alone: states computed on shards of a collection merge into
 exactly the single-pass state, in any order and grouping. A patch is the cell's receptive field
 (LayerInfo.box) cut from the preprocessed picture.
+
+With `per_picture`, each picture competes with its strongest cell only (the first such cell on a
+tie), so a channel's k examples are k different pictures, as the lecture shows a unit's dataset
+examples; otherwise one picture may fill several slots with neighbouring cells.
 """
 from __future__ import annotations
 
@@ -41,7 +45,8 @@ class TopState:
     """Per channel, the k strongest cells seen: values [C,k] (highest first) and positions [C,k].
 
     A position is image index * cells + cell (cells = H*W of the layer's map); empty slots hold
-    -inf and _NONE. `model` is the network's fingerprint, `collection` the collection's key.
+    -inf and _NONE. `model` is the network's fingerprint, `collection` the collection's key;
+    `per_picture`: one entry per picture (its strongest cell).
     """
     model: str
     layer: str
@@ -52,26 +57,29 @@ class TopState:
     positions: np.ndarray
     images_seen: int = 0
     shards: list[str] = field(default_factory=list)
+    per_picture: bool = False
+
+    def _kind(self) -> tuple:
+        return self.model, self.layer, self.collection, self.k, tuple(self.map_size), self.per_picture
 
     @property
     def channels(self) -> int:
         return self.values.shape[0]
 
     def merge(self, other: "TopState") -> "TopState":
-        mine = (self.model, self.layer, self.collection, self.k, tuple(self.map_size))
-        theirs = (other.model, other.layer, other.collection, other.k, tuple(other.map_size))
-        if mine != theirs:
+        if self._kind() != other._kind():
             raise ValueError("These patch states do not belong together (different network, layer, "
-                             "collection or k); merge only shards of one run.")
+                             "collection, k or kind); merge only shards of one run.")
         values, positions = _best(torch.from_numpy(np.concatenate([self.values, other.values], 1)),
                                   torch.from_numpy(np.concatenate([self.positions, other.positions], 1)), self.k)
         return TopState(self.model, self.layer, self.collection, self.k, tuple(self.map_size), values.numpy(),
-                        positions.numpy(), self.images_seen + other.images_seen, sorted(self.shards + other.shards))
+                        positions.numpy(), self.images_seen + other.images_seen, sorted(self.shards + other.shards),
+                        self.per_picture)
 
     def save(self, path) -> None:
         np.savez(path, values=self.values, positions=self.positions, k=self.k, map_size=np.asarray(self.map_size),
                  images_seen=self.images_seen, meta=np.asarray([self.model, self.layer, self.collection]),
-                 shards=np.asarray(self.shards, dtype=str))
+                 shards=np.asarray(self.shards, dtype=str), per_picture=self.per_picture)
 
     @classmethod
     def load(cls, path) -> "TopState":
@@ -81,7 +89,8 @@ class TopState:
             with np.load(path, allow_pickle=False) as z:
                 model, layer, collection = (str(s) for s in z["meta"])
                 return cls(model, layer, collection, int(z["k"]), tuple(int(v) for v in z["map_size"]),
-                           z["values"], z["positions"], int(z["images_seen"]), [str(s) for s in z["shards"]])
+                           z["values"], z["positions"], int(z["images_seen"]), [str(s) for s in z["shards"]],
+                           bool(z["per_picture"]) if "per_picture" in z else False)
         except (OSError, KeyError, ValueError) as err:
             raise ValueError(f"{path} is not a patch state saved by `python -m vislib patches`.") from err
 
@@ -110,8 +119,24 @@ def _batch_top(maps: torch.Tensor, first: torch.Tensor, k: int) -> tuple[torch.T
     need = kk - above.sum(1, keepdim=True)
     chosen = above | (tied & (tied.cumsum(1) <= need))          # exactly kk per channel
     cols = chosen.nonzero()[:, 1].reshape(c, kk)                 # row-major: positions ascending
-    values, positions = _best(x.gather(1, cols), pos[cols], kk)
-    if kk < k:  # fewer cells than k in this batch: pad with empty slots
+    return _padded(*_best(x.gather(1, cols), pos[cols], kk), k)
+
+
+def _picture_top(maps: torch.Tensor, first: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each picture's strongest cell per channel (the first on a tie), then the batch's k best
+    pictures per channel, for a batch [B,C,H,W] whose images sit at positions `first` [B]."""
+    b, c, h, w = maps.shape
+    flat = maps.reshape(b, c, h * w)
+    cells = flat.argmax(dim=2)                                   # the first maximal cell
+    values = flat.gather(2, cells[..., None])[..., 0]
+    positions = first.to(maps.device)[:, None] * (h * w) + cells  # [B,C]
+    return _padded(*_best(values.T, positions.T, min(k, b)), k)
+
+
+def _padded(values: torch.Tensor, positions: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """[C,kk] best values and positions on the CPU, padded with empty slots to [C,k]."""
+    c, kk = values.shape
+    if kk < k:
         values = torch.cat([values, values.new_full((c, k - kk), -torch.inf)], 1)
         positions = torch.cat([positions, positions.new_full((c, k - kk), _NONE)], 1)
     return values.float().cpu(), positions.cpu()
@@ -126,8 +151,9 @@ def shard_indices(n: int, shard: int, shards: int) -> range:
 
 @falls_back
 def top_state(model: Model, layer: str, collection: Collection, k: int = 9, indices=None,
-              batch_size: int | None = None, progress: Progress | None = None) -> TopState:
-    """One pass over the collection (or the positions `indices` of it): the top k of every channel."""
+              batch_size: int | None = None, progress: Progress | None = None, per_picture: bool = False) -> TopState:
+    """One pass over the collection (or the positions `indices` of it): the top k of every channel
+    (of cells, or with `per_picture` of pictures, each by its strongest cell)."""
     info = model.layer(layer)
     c, (h, w) = info.channels, info.size
     values = torch.full((c, k), -torch.inf)
@@ -136,36 +162,40 @@ def top_state(model: Model, layer: str, collection: Collection, k: int = 9, indi
     done = 0
     for chunk, xs in prefetched(collection, model.preprocess, batch_size or default_batch(model), positions_all):
         first = torch.tensor(chunk, dtype=torch.int64)
-        bv, bp = layer_output(model, torch.stack(xs), layer, lambda t: _batch_top(t, first, k))
+        reduce = _picture_top if per_picture else _batch_top
+        bv, bp = layer_output(model, torch.stack(xs), layer, lambda t: reduce(t, first, k))
         values, positions = _best(torch.cat([values, bv], 1), torch.cat([positions, bp], 1), k)
         done += len(chunk)
         if not report(progress, done, len(positions_all)):
             break  # stopped: the state of the pictures seen so far (images_seen says how many)
     shard = f"{min(positions_all)}-{max(positions_all)}" if len(positions_all) else "empty"
     return TopState(fingerprint(model), layer, collection.key, k, (h, w), values.numpy(), positions.numpy(),
-                    done, [shard])
+                    done, [shard], per_picture)
 
 
-def _cache_path(model: Model, layer: str, collection: Collection, k: int) -> Path:
-    return cache_dir("patches") / f"{model.name}-{layer}-k{k}-{fingerprint(model)}-{collection.key}.npz".replace("/", "_")
+def _cache_path(model: Model, layer: str, collection: Collection, k: int, per_picture: bool) -> Path:
+    kind = "pictures" if per_picture else "cells"
+    return cache_dir("patches") / f"{model.name}-{layer}-k{k}-{kind}-{fingerprint(model)}-{collection.key}.npz".replace(
+        "/", "_")
 
 
-def saved_state(model: Model, layer: str, collection: Collection, k: int = 9) -> TopState | None:
+def saved_state(model: Model, layer: str, collection: Collection, k: int = 9, per_picture: bool = False) -> TopState | None:
     """The state cached_state saved earlier, or None (a damaged file counts as none)."""
-    path = _cache_path(model, layer, collection, k)
+    path = _cache_path(model, layer, collection, k, per_picture)
     try:
         return TopState.load(path) if path.exists() else None
     except ValueError:
         return None
 
 
-def cached_state(model: Model, layer: str, collection: Collection, k: int = 9, progress: Progress | None = None) -> TopState:
+def cached_state(model: Model, layer: str, collection: Collection, k: int = 9, progress: Progress | None = None,
+                 per_picture: bool = False) -> TopState:
     """top_state over the whole collection, kept on disk (one file for every channel of the layer)."""
-    found = saved_state(model, layer, collection, k)
+    found = saved_state(model, layer, collection, k, per_picture)
     if found is not None:
         return found
-    path = _cache_path(model, layer, collection, k)
-    state = top_state(model, layer, collection, k, progress=progress)
+    path = _cache_path(model, layer, collection, k, per_picture)
+    state = top_state(model, layer, collection, k, progress=progress, per_picture=per_picture)
     if state.images_seen < len(collection):  # stopped part-way: shown, but not kept
         return state
     tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
@@ -192,9 +222,11 @@ def patches(state: TopState, model: Model, collection: Collection, channel: int,
     return out
 
 
-def top_patches(model: Model, layer: str, channel: int, collection: Collection, k: int = 9) -> list[Patch]:
-    """The k patches of the collection that excite `channel` of `layer` most, highest first."""
-    return patches(cached_state(model, layer, collection, k), model, collection, channel)
+def top_patches(model: Model, layer: str, channel: int, collection: Collection, k: int = 9,
+                per_picture: bool = False) -> list[Patch]:
+    """The k patches of the collection that excite `channel` of `layer` most, highest first (with
+    `per_picture`, from k different pictures: each picture's strongest cell)."""
+    return patches(cached_state(model, layer, collection, k, per_picture=per_picture), model, collection, channel)
 
 
 def load_states(paths: list) -> TopState:
