@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import vislib
-from vislib.models import zoo as models
 from vislib.images import sample_images
+from vislib.models import family, torchvision_zoo
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -37,7 +37,7 @@ def cat():
 def torch_home(tmp_path, monkeypatch):
     """An empty TORCH_HOME with no network: returns the folder torchvision's weights go to."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setattr(models, "_can_reach", lambda host: False)
+    monkeypatch.setattr(torchvision_zoo, "can_reach", lambda host: False)
 
     def no_download(url, *args, **kwargs):
         raise urllib.error.URLError("no network in tests")
@@ -53,10 +53,9 @@ def torch_home(tmp_path, monkeypatch):
 def random_model():
     """A factory: a zoo architecture as a Model with random weights, without loading any file."""
     def make(arch: str, num_classes: int = 1000) -> vislib.Model:
-        fam = models.family(arch)
+        fam = family(arch)
         torch.manual_seed(0)
-        labels = [f"class {i}" for i in range(num_classes)]
-        return models._finish(fam.build(num_classes), arch, arch, fam, labels, "cpu")
+        return fam.assemble(fam.build(num_classes), [f"class {i}" for i in range(num_classes)], "cpu")
     return make
 
 

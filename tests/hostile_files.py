@@ -24,8 +24,7 @@ from test_datasets import _png, _zip
 from test_images import close, encode, raw_png
 
 from vislib import datasets, images
-
-from vislib.models import zoo as models
+from vislib.models import family
 
 ARCH = "squeezenet1_1"  # the smallest zoo architecture: its checkpoints are cheap to make and to load
 MARKER = "pickle-ran"   # the file a code-running pickle creates in the folder if it is ever unpickled
@@ -78,7 +77,7 @@ SYMLINK = (stat.S_IFLNK | 0o777) << 16           # a Unix symlink's mode, in the
 def _state(**changes) -> dict[str, torch.Tensor]:
     """ARCH's state_dict with 10 classes, with `changes` applied (a tensor, or None to drop the key)."""
     torch.manual_seed(0)
-    state = models.family(ARCH).build(10).state_dict()
+    state = family(ARCH).build(10).state_dict()
     for key, value in changes.items():
         if value is None:
             del state[key]

@@ -6,8 +6,7 @@ import pytest
 import torch
 
 import vislib
-from vislib import activations, datasets, fashion
-from vislib.models import zoo as models
+from vislib import activations, datasets, fashion, models
 
 HAVE_DATA = (datasets.DEBIAN_FASHION / "t10k-images-idx3-ubyte.gz").exists()
 
@@ -42,7 +41,8 @@ def test_weights_are_small_and_their_report_is_committed():
 @pytest.mark.skipif(not HAVE_DATA, reason="Debian's dataset-fashion-mnist is not installed")
 def test_test_accuracy_is_at_least_91_percent_and_matches_the_report(model):
     images, labels, _ = datasets.fashion_mnist("test")
-    acc = fashion.accuracy(model.net, images, labels)
+    with model.running() as net:
+        acc = fashion.accuracy(net, images, labels)
     assert acc >= 0.91
     assert acc == pytest.approx(json.loads(fashion.REPORT.read_text())["test_accuracy"], abs=1e-4)
 
@@ -52,8 +52,8 @@ def test_the_zoo_preprocessing_is_the_training_normalisation(model):
     collection = datasets.open_collection("fashion-mnist").subset(range(200))
     via_zoo = model.probabilities(torch.stack([model.preprocess(collection[i][0]) for i in range(200)]))
     images, _, _ = datasets.fashion_mnist("test")
-    with torch.no_grad():
-        direct = model.net(fashion._tensors(images[:200])).softmax(1)
+    with torch.no_grad(), model.running() as net:
+        direct = net(fashion._tensors(images[:200])).softmax(1)
     torch.testing.assert_close(via_zoo, direct, atol=1e-4, rtol=1e-4)
 
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from vislib.models import zoo as models
 from vislib.layers import LayerInfo, measure
+from vislib.models import family
 
 DTYPE = torch.float32  # see _linear_copy
 
@@ -130,7 +130,7 @@ CASES = {  # architecture -> (input sizes, layers to probe: None means the whole
 def test_geometry_matches_gradients(arch, flush_denormals):
     sizes, names = CASES[arch]
     arch = arch.split("@")[0]
-    fam = models.family(arch)
+    fam = family(arch)
     torch.manual_seed(0)
     net = fam.build(1000).eval()
     catalogue = fam.catalogue(net)
@@ -189,12 +189,13 @@ def test_box_stops_where_the_layer_stops_reading():
 
 
 def test_measure_reports_sizes_and_same_padding(flush_denormals):
-    net = models.family("efficientnet_lite0").build(10).eval()
-    infos = {i.name: i for i in measure(net, 224, models._efficientnet_catalogue(net))}
+    lite0 = family("efficientnet_lite0")
+    net = lite0.build(10).eval()
+    infos = {i.name: i for i in measure(net, 224, lite0.catalogue(net))}
     # a 5x5 stride-2 convolution with TensorFlow's "same" padding puts one padding pixel on the left
     assert (infos["blocks.2.0"].stride, infos["blocks.2.0"].offset) == (8, 7.0)
     assert infos["bn2"].size == (7, 7) and infos["bn2"].stride == 32
-    odd = {i.name: i for i in measure(net, 203, models._efficientnet_catalogue(net))}
+    odd = {i.name: i for i in measure(net, 203, lite0.catalogue(net))}
     assert odd["bn2"].size == (7, 7) and odd["bn1"].size == (102, 102)
 
 

@@ -12,10 +12,11 @@ from PIL import Image
 from safetensors.torch import save_file
 from torchvision.transforms import functional as TF
 
-from vislib import ModelError, load_model
-
-from vislib.models import zoo as models
+from vislib import ModelError, load_model, models
 from vislib.device import default_device
+from vislib.models import (Availability, Family, LayerError, Preprocessing, fingerprint, penultimate, registry,
+                           torchvision_zoo)
+from vislib.runtime.queue import SharedNetworkError
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DOMESTIC_CATS = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
@@ -84,7 +85,7 @@ def test_larger_lites_load_and_see_a_cat(name, size, cat):
 
 @pytest.fixture(scope="module")
 def lite0_file_state():
-    state = torch.load(models._lite_weights_file("efficientnet_lite0"), map_location="cpu", weights_only=True)
+    state = torch.load(models.family("efficientnet_lite0").weights.file(), map_location="cpu", weights_only=True)
     return state, models.family("efficientnet_lite0").build(1000)
 
 
@@ -215,8 +216,8 @@ def test_zoo_loads_the_cache_as_torchvision_does(torch_home, name, kwargs, legac
     ours = load_model(name)
     theirs = torchvision.models.get_model(name, weights="DEFAULT").eval()  # torchvision's own loading
     x = torch.randn(2, 3, 224, 224)
-    with torch.no_grad():
-        assert torch.allclose(ours.net(x.to(ours.device)).cpu(), theirs(x), atol=1e-5)
+    with torch.no_grad(), ours.running() as net:
+        assert torch.allclose(net(x.to(ours.device)).cpu(), theirs(x), atol=1e-5)
     assert ours.labels[281] == "tabby"
 
 
@@ -232,9 +233,26 @@ def test_missing_torchvision_weights_offline(torch_home):
     assert not (torch_home / "vgg16-397923af.pth").exists()
 
 
-def test_torchvision_weights_downloadable_when_online(torch_home, monkeypatch):
-    monkeypatch.setattr(models, "_can_reach", lambda host: host == "download.pytorch.org")
-    assert models.availability("vgg16").state == "download"
+def test_torchvision_weights_are_downloaded_into_the_cache_when_online(torch_home, monkeypatch):
+    monkeypatch.setattr(torchvision_zoo, "can_reach", lambda host: host == "download.pytorch.org")
+    assert models.availability("resnet18").state == "download"
+    torch.manual_seed(3)
+    state = torchvision.models.resnet18().state_dict()
+    asked = []
+
+    def download(url, dst, hash_prefix=None, progress=True):  # torch.hub's, minus the network
+        asked.append((url, hash_prefix))
+        torch.save(state, dst)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", download)
+    model = load_model("resnet18")
+    file = _weights_file("resnet18")
+    # torch.hub checks the download against the hash in the file's name
+    assert asked == [(torchvision.models.ResNet18_Weights.DEFAULT.url, file.split("-")[-1].split(".")[0])]
+    assert (torch_home / file).exists() and models.availability("resnet18").state == "ready"
+    assert torch.equal(model.net.fc.weight.cpu(), state["fc.weight"])
+    assert torch.equal(load_model("resnet18").net.conv1.weight.cpu(), state["conv1.weight"])
+    assert len(asked) == 1  # the second load read the cache
 
 
 def test_damaged_torchvision_weights(torch_home):
@@ -308,15 +326,15 @@ def test_layer_catalogue_of_every_architecture(arch, random_model, flush_denorma
     hooks = [modules[info.name].register_forward_hook(lambda m, i, o, n=info.name: seen.__setitem__(n, o.shape))
              for info in layers]
     try:
-        with torch.no_grad():
-            logits = model.net(torch.randn(1, 3, model.input_size, model.input_size))
+        with torch.no_grad(), model.running() as net:
+            logits = net(torch.randn(1, 3, model.input_size, model.input_size))
     finally:
         for h in hooks:
             h.remove()
     assert logits.shape == (1, 1000)
     assert all(seen[i.name] == (1, i.channels, *i.size) for i in layers)
     assert model.layer(layers[-1].name) is layers[-1]
-    with pytest.raises(KeyError):
+    with pytest.raises(LayerError):
         model.layer("no.such.layer")
 
 
@@ -392,3 +410,115 @@ def test_user_checkpoint_errors(resnet18_ten, tmp_path):
         load_model(str(folder / "ten.pt"), arch="lenet")
     with pytest.raises(ModelError, match=r"has no classifier\.6\.weight, so it is not a vgg16 state_dict"):
         load_model(str(folder / "ten.pt"), arch="vgg16")
+
+
+# ---------------------------------------------------------------- the registry
+
+class _TinyWeights:
+    """A WeightSource of a made-up family: fixed weights, two classes."""
+    def availability(self):
+        return Availability("ready", "Tiny weights.")
+
+    def labels(self):
+        return ["yes", "no"]
+
+    def load(self):
+        torch.manual_seed(5)
+        return _tiny(2)
+
+
+def _tiny(num_classes: int) -> torch.nn.Module:
+    nn = torch.nn
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, num_classes))
+
+
+TINY = Family(name="tiny", build=_tiny, catalogue=lambda net: [("1", "conv")], first_conv="0", classifier="4.weight",
+              preprocessing=lambda: Preprocessing(8, 8, "bilinear", (0.5,) * 3, (0.25,) * 3), weights=_TinyWeights())
+
+
+def test_every_model_has_exactly_one_family():
+    names = models.list_models()
+    assert len(set(names)) == len(names) == len(registry.FAMILIES)
+    assert models.architectures() == names
+    assert all(models.family(name).name == name for name in names)
+    assert len({id(models.family(name)) for name in names}) == len(names)
+    # a second family under a taken name is refused, the same one again is harmless
+    with pytest.raises(ValueError, match="'resnet18' is already registered"):
+        models.register(Family(**{**vars(TINY), "name": "resnet18"}))
+    assert models.register(models.family("resnet18")) is models.family("resnet18")
+
+
+def test_load_model_and_availability_use_the_registered_family(monkeypatch, tmp_path):
+    monkeypatch.setattr(registry, "FAMILIES", dict(registry.FAMILIES))  # the table as it was, after the test
+    assert models.register(TINY) is TINY
+    assert models.list_models()[-1] == "tiny" and models.family("tiny") is TINY
+    assert models.availability("tiny") == Availability("ready", "Tiny weights.")
+    model = load_model("tiny", device="cpu")
+    assert (model.name, model.arch, model.labels, model.input_size, model.std) == ("tiny", "tiny", ["yes", "no"], 8,
+                                                                                    (0.25,) * 3)
+    assert torch.equal(model.net[4].weight, _TinyWeights().load()[4].weight)
+    assert not model.net.training and not any(p.requires_grad for p in model.net.parameters())
+    assert model.probabilities(torch.zeros(3, 3, 8, 8)).shape == (3, 2)
+    assert [i.name for i in model.layers()] == ["1"] and penultimate(model) == "4"
+    # a person's checkpoint of the family, by arch=
+    torch.save(_tiny(3).state_dict(), tmp_path / "three.pt")
+    mine = load_model(tmp_path / "three.pt", arch="tiny")
+    assert (mine.name, mine.arch, mine.labels) == ("three.pt", "tiny", ["class 0", "class 1", "class 2"])
+    # an architecture without weights of its own: checkpoints only, not in the picker
+    models.register(Family(**{**vars(TINY), "name": "bare", "weights": None}))
+    assert "bare" in models.architectures() and "bare" not in models.list_models()
+    assert models.availability("bare").state == "unavailable"
+    with pytest.raises(ModelError, match="bare has no weights of its own"):
+        models.family("bare").load()
+    assert load_model(tmp_path / "three.pt", arch="bare").arch == "bare"
+
+
+def test_penultimate_and_fingerprint(random_model):
+    assert {arch: penultimate(random_model(arch, 10)) for arch in ("resnet18", "fashion_cnn")} == \
+        {"resnet18": "fc", "fashion_cnn": "fc2"}
+    assert models.family("efficientnet_lite0").classifier == "classifier.weight"
+    a, b = random_model("fashion_cnn", 10), random_model("fashion_cnn", 10)  # the same seed: the same weights
+    assert re.fullmatch(r"[0-9a-f]{16}", fingerprint(a)) and fingerprint(a) == fingerprint(b)
+    with torch.no_grad():
+        b.net.fc2.weight[0, 0] += 1
+    assert fingerprint(a) != fingerprint(b)
+
+
+# ---------------------------------------------------------------- layer names and the shared network
+
+def test_an_unknown_layer_is_a_layer_error_naming_the_model(random_model):
+    model = random_model("fashion_cnn", 10)
+    for find in (model.module, model.layer):
+        for name in ("no.such", "two\nlines", ""):
+            with pytest.raises(LayerError) as err:
+                find(name)
+            message = str(err.value)
+            assert message.startswith("fashion_cnn has no layer named ") and one_sentence(message)
+            assert "relu1, pool1, conv2, pool2, conv3" in message
+            assert isinstance(err.value, KeyError) and isinstance(err.value, ValueError)
+    assert model.module("conv2.0") is model.net.conv2[0]
+
+
+def test_the_network_runs_only_inside_running(random_model):
+    import threading
+    model = random_model("fashion_cnn", 10)
+    x = torch.randn(2, 3, 28, 28)
+    with pytest.raises(SharedNetworkError):
+        model.net(x)
+    with torch.no_grad(), model.running() as net:
+        assert net is model.net
+        logits = net(x)
+        # holding the queue lets this thread run the network, not another one
+        errors = []
+        other = threading.Thread(target=lambda: _catch(errors, lambda: net(x)))
+        other.start()
+        other.join()
+        assert [type(e) for e in errors] == [SharedNetworkError]
+    torch.testing.assert_close(model.probabilities(x), logits.softmax(1))
+
+
+def _catch(errors: list, run) -> None:
+    try:
+        run()
+    except SharedNetworkError as err:
+        errors.append(err)

@@ -1,4 +1,4 @@
-"""Reading a person's own weight files without ever running code from them.
+"""A person's own weight files: read without ever running code from them, and made into a Model.
 
 `.safetensors` holds only tensors by design. Anything else goes through
 `torch.load(weights_only=True)`, whose restricted unpickler refuses every object that is not a
@@ -10,8 +10,13 @@ from __future__ import annotations
 import io
 import os
 import pickle
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:  # the registry imports this module
+    from vislib.models.model import Model
+    from vislib.models.registry import Family
 
 
 class ModelError(RuntimeError):
@@ -69,7 +74,7 @@ def read_labels(source) -> list[str]:
     """Class names, one a line, from a list, a path, bytes or an uploaded text file."""
     if isinstance(source, (list, tuple)):
         return [str(s) for s in source]
-    name, data = _open(source)
+    _, data = _open(source)
     if isinstance(data, str):
         with open(data, "rb") as f:
             data = f.read()
@@ -78,3 +83,32 @@ def read_labels(source) -> list[str]:
     except UnicodeDecodeError as err:
         raise ModelError("The labels file is not UTF-8 text with one class name a line.") from err
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def load_checkpoint(source, fam: Family, labels=None, device=None) -> Model:
+    """A network of family `fam` with a person's weights (a path, bytes or an upload) and labels."""
+    state = load_state_dict(source)
+    names = read_labels(labels) if labels is not None else None
+    if fam.classifier not in state:
+        raise ModelError(f"The checkpoint has no {fam.classifier}, so it is not a {fam.name} state_dict.")
+    n = state[fam.classifier].shape[0]
+    if names is not None and len(names) != n:
+        raise ModelError(f"The labels file has {len(names)} names but the checkpoint has {n} classes.")
+    net = fam.build(n)
+    missing, unexpected = _compare(net.state_dict(), state)
+    if missing or unexpected:
+        listing = "; ".join(f"{what}: {', '.join(keys[:6])}{' ...' if len(keys) > 6 else ''}"
+                            for what, keys in (("missing", missing), ("unexpected", unexpected)) if keys)
+        raise ModelError(f"The checkpoint does not fit {fam.name} ({listing}).")
+    net.load_state_dict(state)
+    name = os.path.basename(str(source)) if isinstance(source, (str, os.PathLike)) else getattr(source, "name", "")
+    return fam.assemble(net, names or [f"class {i}" for i in range(n)], device, name=name or "checkpoint")
+
+
+def _compare(expected: dict, given: dict) -> tuple[list[str], list[str]]:
+    missing = [k for k in expected if k not in given]
+    # A person's key names go into a one-line message: show a name with a newline (or other control) quoted.
+    unexpected = [k if k.isprintable() else repr(k) for k in given if k not in expected]
+    unexpected += [f"{k} (shape {tuple(given[k].shape)}, expected {tuple(v.shape)})"
+                   for k, v in expected.items() if k in given and given[k].shape != v.shape]
+    return missing, unexpected

@@ -4,7 +4,7 @@ Its first layer is a 7x7 convolution over ONE grey channel, so its 32 filters ar
 read as edge and blob detectors on the First-layer filters page. The zoo hands every network a
 [3,S,S] picture; the first convolution averages those three channels itself (a grey picture
 replicated three times gives back the grey picture), so its kernels stay [32,1,7,7] and any RGB
-picture works too. Trained by `python -m vislib train-fashion`, weights in assets/.
+picture works too. Trained by `python -m vislib train-fashion`, weights in vislib/models/weights/.
 """
 from __future__ import annotations
 
@@ -18,6 +18,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from vislib.models.checkpoints import ModelError
+from vislib.models.model import Preprocessing
+from vislib.models.registry import Availability, Family, register
+
+NAME = "fashion_cnn"
 ASSETS = Path(__file__).resolve().parent / "weights"  # package data: installed with vislib
 WEIGHTS = ASSETS / "fashion_cnn.safetensors"
 REPORT = ASSETS / "fashion_cnn.json"
@@ -132,24 +137,26 @@ def load(path: Path = WEIGHTS) -> FashionCNN:
 
 # ---------------------------------------------------------------- in the model zoo
 
-def zoo_family():
-    """The zoo's Family for fashion_cnn: a 28x28 input, the Fashion-MNIST normalisation on every channel."""
-    from vislib.models.zoo import Family, Preprocessing
-    return Family(build=FashionCNN, catalogue=catalogue, first_conv=FIRST_CONV, classifier=CLASSIFIER,
-                  preprocessing=lambda: Preprocessing(28, 28, "bilinear", (MEAN,) * 3, (STD,) * 3))
+class CommittedWeights:
+    """The weights trained by `python -m vislib train-fashion`, shipped inside the package."""
+
+    def availability(self) -> Availability:
+        if WEIGHTS.exists():
+            return Availability("ready", "The project's own classroom network, trained on Fashion-MNIST.")
+        return Availability("unavailable", f"{WEIGHTS.name} is missing; run: python -m vislib train-fashion")
+
+    def labels(self) -> list[str]:
+        # Imported here: vislib.data imports vislib.models.
+        from vislib.data.collections import FASHION_CLASSES
+        return list(FASHION_CLASSES)
+
+    def load(self) -> FashionCNN:
+        if not WEIGHTS.exists():
+            raise ModelError(f"The weights of {NAME} ({WEIGHTS}) are missing; run: python -m vislib train-fashion")
+        return load(WEIGHTS)
 
 
-def availability():
-    from vislib.models.zoo import Availability
-    if WEIGHTS.exists():
-        return Availability("ready", "The project's own classroom network, trained on Fashion-MNIST.")
-    return Availability("unavailable", f"{WEIGHTS.name} is missing; run: python -m vislib train-fashion")
-
-
-def zoo_model(device=None):
-    from vislib.models.checkpoints import ModelError
-    from vislib.data.collections import FASHION_CLASSES
-    from vislib.models.zoo import _finish
-    if not WEIGHTS.exists():
-        raise ModelError(f"The weights of fashion_cnn ({WEIGHTS}) are missing; run: python -m vislib train-fashion")
-    return _finish(load(WEIGHTS), "fashion_cnn", "fashion_cnn", zoo_family(), list(FASHION_CLASSES), device)
+# A 28x28 input, and the Fashion-MNIST normalisation on every channel (GreyConv2d averages them).
+FAMILY = register(Family(
+    name=NAME, build=FashionCNN, catalogue=catalogue, first_conv=FIRST_CONV, classifier=CLASSIFIER,
+    preprocessing=lambda: Preprocessing(28, 28, "bilinear", (MEAN,) * 3, (STD,) * 3), weights=CommittedWeights()))
