@@ -64,7 +64,7 @@ def test_activation_page_reports_geometry_and_pages_channels(app):
 
 def test_a_model_that_cannot_load_leaves_the_app_working(app, monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty cache: vgg16 must be downloaded
-    monkeypatch.setattr("vislib.models.zoo._can_reach", lambda host: False)
+    monkeypatch.setattr("vislib.models.torchvision_zoo.can_reach", lambda host: False)
     import torch.hub
     def refuse(*args, **kwargs):
         raise OSError("no network in this test")

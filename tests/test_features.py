@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from vislib import datasets, features
+from vislib.models import fingerprint
 
 
 @pytest.fixture(autouse=True)
@@ -64,8 +65,8 @@ def test_changed_weights_are_not_served_from_the_cache(random_model, three):
     a, b = random_model("resnet18"), random_model("resnet18")
     with torch.no_grad():
         b.net.fc.weight.add_(1.0)
-    assert features.fingerprint(a) != features.fingerprint(b)
-    assert features.fingerprint(a) == features.fingerprint(random_model("resnet18"))
+    assert fingerprint(a) != fingerprint(b)
+    assert fingerprint(a) == fingerprint(random_model("resnet18"))
 
 
 def test_an_unknown_layer_is_named(random_model, three):

@@ -5,17 +5,17 @@ import torch
 
 import vislib
 from vislib import activations, datasets, patches
-from vislib.models import zoo as models
+from vislib.models import family
 from vislib.cli import main
-from vislib.patches import TopState, _batch_top, top_state
+from vislib.patches import TopState, cell_top, top_state
 
 
 @pytest.fixture(scope="module")
 def net():
     """fashion_cnn's architecture with random weights (geometry and arithmetic do not need training)."""
-    fam = models.family("fashion_cnn")
+    fam = family("fashion_cnn")
     torch.manual_seed(0)
-    return models._finish(fam.build(10), "fashion_cnn", "fashion_cnn", fam, datasets.FASHION_CLASSES, "cpu")
+    return fam.assemble(fam.build(10), datasets.FASHION_CLASSES, "cpu")
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +124,7 @@ def test_shards_merge_into_the_single_pass_in_any_order(net, pictures, tmp_path)
 
 def test_batch_top_settles_ties_by_position():
     maps = torch.randint(0, 3, (4, 5, 3, 3)).float()  # many ties
-    values, positions = _batch_top(maps, torch.tensor([10, 11, 12, 13]), k=7)
+    values, positions = cell_top(maps, torch.tensor([10, 11, 12, 13]), k=7)
     flat = maps.permute(1, 0, 2, 3).reshape(5, -1).numpy()
     for ch in range(5):
         order = np.lexsort((np.arange(36), -flat[ch]))[:7]
@@ -145,7 +145,7 @@ def test_unknown_channel_is_one_sentence(net, pictures):
 
 
 def test_command_line_shards_merge_and_render(net, pictures, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(models, "load_model", lambda name, *a, **kw: net)
+    monkeypatch.setattr("vislib.models.load_model", lambda name, *a, **kw: net)
     src = str(pictures._items[0]).rsplit("/", 2)[0]
     for i in (1, 2):
         assert main(["patches", "--model", "fashion_cnn", "--layer", "conv2", "--collection", src, "--k", "4",

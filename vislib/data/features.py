@@ -7,9 +7,8 @@ layer and the collection's content, so a second visit is a file read.
 """
 from __future__ import annotations
 
-import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -18,7 +17,7 @@ from PIL import Image, ImageOps
 from vislib.data.collections import Collection, cache_dir
 from vislib.data.batches import prefetched
 from vislib.runtime import Progress, batch_size as choose_batch, falls_back, report
-from vislib.models import Model, family
+from vislib.models import Model, fingerprint, penultimate
 
 def default_batch(model: Model) -> int:
     """64 pictures a batch on a GPU; 16 on a CPU (about 0.4 s at 224 px on 2 cores)."""
@@ -29,49 +28,46 @@ class _Reached(Exception):
     """Raised by the hook once the wanted layer has run: the rest of the network is not needed."""
 
 
-def penultimate(model: Model) -> str:
-    """The classifier module, whose INPUT is the penultimate feature vector (one rule for every family)."""
-    return family(model.arch).classifier.rsplit(".", 1)[0]
-
-
 def layer_output(model: Model, x: torch.Tensor, layer: str | None, reduce: Callable[[torch.Tensor], object]):
-    """reduce(the layer's output) for a preprocessed batch (layer None: the classifier's input).
+    """reduce(the layer's output) for a preprocessed batch (layer None: the classifier's input)."""
+    return layer_outputs(model, x, [layer], lambda _name, t: reduce(t))[0]
 
-    The hook reduces on the model's device (a pooled vector or a top-k is small to move) and then
-    stops the forward pass. Runs inside model.running(); the hook is removed in `finally`.
+
+def layer_outputs(model: Model, x: torch.Tensor, layers: Sequence[str | None],
+                  reduce: Callable[[str | None, torch.Tensor], object]) -> list:
+    """[reduce(name, that layer's output) for each of `layers`] for a preprocessed batch, in one pass.
+
+    Each hook reduces on the model's device (a pooled vector or a top-k is small to move); once
+    every layer has been seen the pass stops, so the layers after the deepest one never run. Runs
+    inside model.running(); the hooks are removed in `finally`. A module the network calls twice
+    counts with its first call.
     """
-    module = model.module(penultimate(model) if layer is None else layer)
-    kept = []
+    modules = [model.module(penultimate(model) if name is None else name) for name in layers]
+    kept: dict[int, object] = {}
 
-    def keep(t: torch.Tensor):
-        kept.append(reduce(t.detach().float()))
-        raise _Reached
+    def keep(i: int, t: torch.Tensor):
+        if i not in kept:
+            kept[i] = reduce(layers[i], t.detach().float())
+        if len(kept) == len(layers):
+            raise _Reached
 
     with model.running() as net:
-        handle = (module.register_forward_pre_hook(lambda _m, args: keep(args[0])) if layer is None
-                  else module.register_forward_hook(lambda _m, _i, out: keep(out)))
+        handles = [module.register_forward_pre_hook(lambda _m, args, i=i: keep(i, args[0])) if name is None
+                   else module.register_forward_hook(lambda _m, _i, out, i=i: keep(i, out))
+                   for i, (name, module) in enumerate(zip(layers, modules))]
         try:
             with torch.inference_mode():
                 net(x.to(model.device))
         except _Reached:
             pass
         finally:
-            handle.remove()
-    return kept[0]
+            for handle in handles:
+                handle.remove()
+    return [kept[i] for i in range(len(layers))]
 
 
 def _pooled(t: torch.Tensor) -> torch.Tensor:
     return (t.mean((2, 3)) if t.dim() == 4 else t.flatten(1)).cpu()
-
-
-def fingerprint(model: Model) -> str:
-    """A short hash that tells networks apart: name, architecture, input size, first and last weights."""
-    h = hashlib.sha1(f"{model.name}|{model.arch}|{model.preprocessing}".encode())
-    state = model.net.state_dict()
-    for key in (f"{model.first_conv}.weight", family(model.arch).classifier):
-        if key in state:
-            h.update(state[key].detach().float().cpu().numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 def _cached(name: str, compute: Callable[[], np.ndarray | None]) -> np.ndarray | None:

@@ -24,9 +24,9 @@ from PIL import Image
 
 from vislib.data.collections import Collection, cache_dir
 from vislib.data.batches import prefetched
-from vislib.data.features import default_batch, fingerprint, layer_output
+from vislib.data.features import default_batch, layer_output
 from vislib.runtime import Progress, falls_back, report
-from vislib.models import Model
+from vislib.models import Model, fingerprint
 
 _NONE = np.iinfo(np.int64).max  # the position of an empty slot: sorts after every real one
 
@@ -70,7 +70,7 @@ class TopState:
         if self._kind() != other._kind():
             raise ValueError("These patch states do not belong together (different network, layer, "
                              "collection, k or kind); merge only shards of one run.")
-        values, positions = _best(torch.from_numpy(np.concatenate([self.values, other.values], 1)),
+        values, positions = best_of(torch.from_numpy(np.concatenate([self.values, other.values], 1)),
                                   torch.from_numpy(np.concatenate([self.positions, other.positions], 1)), self.k)
         return TopState(self.model, self.layer, self.collection, self.k, tuple(self.map_size), values.numpy(),
                         positions.numpy(), self.images_seen + other.images_seen, sorted(self.shards + other.shards),
@@ -95,7 +95,7 @@ class TopState:
             raise ValueError(f"{path} is not a patch state saved by `python -m vislib patches`.") from err
 
 
-def _best(values: torch.Tensor, positions: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def best_of(values: torch.Tensor, positions: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The k best of each row by (value descending, position ascending): two stable sorts."""
     positions, order = positions.sort(dim=1, stable=True)
     values = values.gather(1, order)
@@ -103,7 +103,7 @@ def _best(values: torch.Tensor, positions: torch.Tensor, k: int) -> tuple[torch.
     return values[:, :k], positions.gather(1, order)[:, :k]
 
 
-def _batch_top(maps: torch.Tensor, first: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def cell_top(maps: torch.Tensor, first: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The k best cells per channel of a batch [B,C,H,W] whose images sit at positions `first` [B].
 
     topk alone picks arbitrarily among values tied with the k-th; those ties (dead channels are
@@ -119,10 +119,10 @@ def _batch_top(maps: torch.Tensor, first: torch.Tensor, k: int) -> tuple[torch.T
     need = kk - above.sum(1, keepdim=True)
     chosen = above | (tied & (tied.cumsum(1) <= need))          # exactly kk per channel
     cols = chosen.nonzero()[:, 1].reshape(c, kk)                 # row-major: positions ascending
-    return _padded(*_best(x.gather(1, cols), pos[cols], kk), k)
+    return padded(*best_of(x.gather(1, cols), pos[cols], kk), k)
 
 
-def _picture_top(maps: torch.Tensor, first: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def picture_top(maps: torch.Tensor, first: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Each picture's strongest cell per channel (the first on a tie), then the batch's k best
     pictures per channel, for a batch [B,C,H,W] whose images sit at positions `first` [B]."""
     b, c, h, w = maps.shape
@@ -130,10 +130,10 @@ def _picture_top(maps: torch.Tensor, first: torch.Tensor, k: int) -> tuple[torch
     cells = flat.argmax(dim=2)                                   # the first maximal cell
     values = flat.gather(2, cells[..., None])[..., 0]
     positions = first.to(maps.device)[:, None] * (h * w) + cells  # [B,C]
-    return _padded(*_best(values.T, positions.T, min(k, b)), k)
+    return padded(*best_of(values.T, positions.T, min(k, b)), k)
 
 
-def _padded(values: torch.Tensor, positions: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def padded(values: torch.Tensor, positions: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """[C,kk] best values and positions on the CPU, padded with empty slots to [C,k]."""
     c, kk = values.shape
     if kk < k:
@@ -162,9 +162,9 @@ def top_state(model: Model, layer: str, collection: Collection, k: int = 9, indi
     done = 0
     for chunk, xs in prefetched(collection, model.preprocess, batch_size or default_batch(model), positions_all):
         first = torch.tensor(chunk, dtype=torch.int64)
-        reduce = _picture_top if per_picture else _batch_top
+        reduce = picture_top if per_picture else cell_top
         bv, bp = layer_output(model, torch.stack(xs), layer, lambda t: reduce(t, first, k))
-        values, positions = _best(torch.cat([values, bv], 1), torch.cat([positions, bp], 1), k)
+        values, positions = best_of(torch.cat([values, bv], 1), torch.cat([positions, bp], 1), k)
         done += len(chunk)
         if not report(progress, done, len(positions_all)):
             break  # stopped: the state of the pictures seen so far (images_seen says how many)

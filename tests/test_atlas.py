@@ -1,0 +1,97 @@
+"""The atlas: its pass equals the patch search and brute force, a stopped build resumes to the same files."""
+from __future__ import annotations
+
+import filecmp
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vislib import activations, atlas
+from vislib.data.collections import FASHION_CLASSES, open_collection
+from vislib.data.patches import top_state
+from vislib.models import family
+
+LAYERS = ["relu1", "conv2", "conv3"]
+
+
+@pytest.fixture(scope="module")
+def net():
+    """fashion_cnn's architecture with random weights (the arithmetic does not need training)."""
+    fam = family("fashion_cnn")
+    torch.manual_seed(0)
+    return fam.assemble(fam.build(10), list(FASHION_CLASSES), "cpu")
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory):
+    """70 random grey pictures as a flat folder of PNGs."""
+    root = tmp_path_factory.mktemp("pictures")
+    rng = np.random.default_rng(0)
+    for i in range(70):
+        Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(root / f"{i:03d}.png")
+    return open_collection(root)
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def test_the_pass_equals_the_patch_search_and_brute_force_statistics(net, pictures, tmp_path):
+    built = atlas.build(net, LAYERS, pictures, tmp_path / "a", k=5, visualize=False, batch_size=4)
+    assert built.complete and built.layers == LAYERS
+    x = torch.stack([net.preprocess(pictures[i][0]) for i in range(len(pictures))])
+    _, seen = activations.capture(net, x, LAYERS)
+    for layer in LAYERS:
+        state = top_state(net, layer, pictures, k=5, batch_size=4, per_picture=True)
+        cells = state.map_size[0] * state.map_size[1]
+        maps = seen[layer]
+        for channel in (0, 7, state.channels - 1):
+            want = [(int(p // cells), float(v)) for v, p in zip(state.values[channel], state.positions[channel])]
+            assert built.examples(layer, channel) == want
+            assert built.cells(layer, channel) == [divmod(int(p % cells), state.map_size[1])
+                                                   for p in state.positions[channel]]
+            unit, per_picture = built.unit(layer, channel), maps[:, channel].flatten(1)
+            np.testing.assert_allclose(built.activations(layer, channel), per_picture.amax(1).numpy(), rtol=1e-6)
+            np.testing.assert_allclose(unit["mean"], float(per_picture.mean(1).double().mean()), rtol=1e-5)
+            np.testing.assert_allclose(unit["std"], float(per_picture.mean(1).double().std(unbiased=False)),
+                                       rtol=1e-4, atol=1e-7)
+            assert unit["peak"] == pytest.approx(float(per_picture.max()), rel=1e-6)
+            assert unit["fired"] == pytest.approx(float((per_picture.amax(1) > 0).double().mean()))
+
+
+def test_a_stopped_build_resumes_to_the_same_files(net, pictures, tmp_path):
+    whole = tmp_path / "whole"
+    atlas.build(net, LAYERS, pictures, whole, k=5, visualize=False, batch_size=4)
+    resumed = tmp_path / "resumed"
+    calls = []
+
+    def stop_after_first_chunk(done, total, *rest, **info):
+        calls.append(done)
+        return False
+
+    partial = atlas.build(net, LAYERS, pictures, resumed, k=5, visualize=False, batch_size=4,
+                          progress=stop_after_first_chunk)
+    assert calls == [32] and not partial.complete  # a chunk is 8 batches of 4
+    with pytest.raises(atlas.AtlasError, match="has not finished"):
+        partial.examples("conv2", 0)
+    done = atlas.build(net, LAYERS, pictures, resumed, k=5, visualize=False, batch_size=4)
+    assert done.complete
+    assert _files(whole) == _files(resumed)
+    match, mismatch, errors = filecmp.cmpfiles(whole, resumed, _files(whole), shallow=False)
+    assert mismatch == [] and errors == []
+
+
+def test_a_folder_of_another_atlas_is_refused_in_one_sentence(net, pictures, tmp_path):
+    atlas.build(net, ["conv2"], pictures, tmp_path, k=3, visualize=False, batch_size=8)
+    with pytest.raises(atlas.AtlasError, match=r"holds an atlas of another settings|holds an atlas of another"):
+        atlas.build(net, ["conv2"], pictures, tmp_path, k=4, visualize=False, batch_size=8)
+    with pytest.raises(atlas.AtlasError, match="holds no atlas"):
+        atlas.open(tmp_path / "nothing")
+    opened = atlas.open(tmp_path)
+    with pytest.raises(atlas.AtlasError, match="no channel 64"):
+        opened.examples("conv2", 64)
+    with pytest.raises(atlas.AtlasError, match="no layer 'conv9'"):
+        opened.examples("conv9", 0)
