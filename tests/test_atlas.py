@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import filecmp
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -95,3 +96,17 @@ def test_a_folder_of_another_atlas_is_refused_in_one_sentence(net, pictures, tmp
         opened.examples("conv2", 64)
     with pytest.raises(atlas.AtlasError, match="no layer 'conv9'"):
         opened.examples("conv9", 0)
+
+
+def test_the_ray_engine_on_a_local_cluster_equals_the_local_engine(net, pictures, tmp_path):
+    """A local Ray on loopback (as a laptop starts it) runs the pass in an actor pool; same files."""
+    if importlib.util.find_spec("ray") is None:  # not importorskip: vislib must be first to import Ray
+        pytest.skip("the distributed extra (pip install vislib[distributed]) is not installed")
+    local, distributed = tmp_path / "local", tmp_path / "ray"
+    atlas.build(net, ["conv2", "conv3"], pictures, local, k=5, visualize=False, batch_size=4)
+    atlas.build(net, ["conv2", "conv3"], pictures, distributed, k=5, visualize=False, batch_size=4, engine="ray")
+    assert _files(local) == _files(distributed)
+    match, mismatch, errors = filecmp.cmpfiles(local, distributed, _files(local), shallow=False)
+    assert mismatch == [] and errors == []
+    import ray
+    assert ray.util.get_node_ip_address() == "127.0.0.1"
