@@ -15,11 +15,12 @@ gpu = ui.on_gpu(model)
 left, right = st.columns([1, 2])
 with left:
     target = ui.class_picker(model, "classvis-class", default=1)
-    preset = st.selectbox("Preset", list(synthesis.PRESETS), index=list(synthesis.PRESETS).index(synthesis.DEFAULT_PRESET),
-                          key="classvis-preset")
+    presets = list(synthesis.PRESETS)
+    preset = st.selectbox("Preset", presets, index=presets.index(synthesis.DEFAULT_PRESET), key="classvis-preset")
     st.caption(", ".join(f"{k} {v}" for k, v in synthesis.PRESETS[preset].items()))
     steps = st.slider("Steps", 10, 500, 200 if gpu else 100, 10, key="classvis-steps")
-    size = st.select_slider("Size (pixels)", [64, 96, 128, 160, 192, 224, 256], 224 if gpu else 160, key="classvis-size")
+    size = st.select_slider("Size (pixels)", [64, 96, 128, 160, 192, 224, 256], 224 if gpu else 160,
+                            key="classvis-size")
     seed = st.number_input("Seed", 0, 10_000, 0, key="classvis-seed")
 with right:
     kept = ui.run(f"classvis-{model_key}", lambda progress: synthesis.class_visualization(

@@ -12,16 +12,15 @@ st.caption("Whatever a layer sees in your picture, make more of it: gradient asc
            "Shallow layers add strokes and textures, deep layers eyes, fur and faces.")
 ui.cpu_note(model)
 gpu = ui.on_gpu(model)
-layers = model.layers()
 left, right = st.columns([1, 2])
 with left:
-    info = st.selectbox("Layer", layers, index=len(layers) // 2, key=f"dream-layer-{model_key}",
-                        format_func=lambda l: f"{l.name} ({l.kind}, {l.channels} channels)")
+    info = ui.layer_picker(model, f"dream-layer-{model_key}", len(model.layers()) // 2)
     channel = st.number_input("Channel (-1: the whole layer)", -1, info.channels - 1, -1, key="dream-channel")
     octaves = st.slider("Octaves", 1, 6, 4, key="dream-octaves")
     steps = st.slider("Steps per octave", 1, 50, 10, key="dream-steps")
     octave_scale = st.slider("Scale between octaves", 1.1, 2.0, 1.4, 0.1, key="dream-scale")
-    size = st.select_slider("Longer side (pixels)", [128, 192, 256, 384, 512, 768], 512 if gpu else 256, key="dream-size")
+    size = st.select_slider("Longer side (pixels)", [128, 192, 256, 384, 512, 768], 512 if gpu else 256,
+                            key="dream-size")
     seed = st.number_input("Seed", 0, 10_000, 0, key="dream-seed")
 layer = info.name if channel < 0 else f"{info.name}:{channel}"
 with right:

@@ -12,11 +12,9 @@ st.caption("What does a layer remember of your picture? Start from noise and cha
            "the parts that matter for the class and forget exact colours and positions.")
 ui.cpu_note(model)
 gpu = ui.on_gpu(model)
-layers = model.layers()
 left, right = st.columns([1, 2])
 with left:
-    info = st.selectbox("Layer", layers, index=len(layers) // 3, key=f"invert-layer-{model_key}",
-                        format_func=lambda l: f"{l.name} ({l.kind}, {l.channels} channels)")
+    info = ui.layer_picker(model, f"invert-layer-{model_key}", len(model.layers()) // 3)
     steps = st.slider("Steps", 10, 500, 200 if gpu else 100, 10, key="invert-steps")
     tv = st.select_slider("Total-variation weight", [0.0, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3], 5e-4, key="invert-tv")
     seed = st.number_input("Seed", 0, 10_000, 0, key="invert-seed")

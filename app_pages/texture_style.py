@@ -2,10 +2,11 @@ import streamlit as st
 
 from ui import sidebar, widgets
 from ui import synthesis as page
-from vislib import images, render, style, synthesis
+from vislib import images, render, synthesis
+from vislib.synthesis import style
 
 model, model_key, picture, image_key = sidebar.current()
-SAMPLES = style.texture_samples()
+SAMPLES = synthesis.samples.texture_samples()
 st.title("Texture and style")
 st.caption("A texture is which features occur together, wherever they occur: the Gram matrices of a layer's "
            "channels (Gatys et al. 2015). Matching them from noise grows a new texture; matching them while "

@@ -35,7 +35,8 @@ def main():
         top5 = [i for i, _, _ in lite2.top_k(picture, 5)]  # lite2's own preprocessing (resize to 260)
         reached += p0 >= 0.9
         transfer += target in top5
-        print(f"{target:4d} {lite0.labels[target]:25s} p(lite0) {p0:.3f}  lite2 top-5 {'yes' if target in top5 else 'no '}"
+        in_top5 = "yes" if target in top5 else "no "
+        print(f"{target:4d} {lite0.labels[target]:25s} p(lite0) {p0:.3f}  lite2 top-5 {in_top5}"
               f"  {seconds[-1]:.0f} s", flush=True)
     n = len(targets)
     print(f"{args.preset}, {args.size}px, {args.steps} steps: p >= 0.9 for {reached}/{n}; in lite2's top-5 for "

@@ -1,4 +1,4 @@
-"""Engine overhead: one optimize.render step against a bare forward+backward of the same network.
+"""Engine overhead: one optvis.render step against a bare forward+backward of the same network.
 
 Both in one process, same network, same input size, alternating, so that load on the machine
 affects both alike. Goal: ratio <= 1.3.
@@ -12,7 +12,7 @@ import torch
 
 
 import vislib
-from vislib import optimize as O
+from vislib import optvis as O
 
 
 def bare(model, size, steps):
@@ -20,9 +20,10 @@ def bare(model, size, steps):
     opt = torch.optim.Adam([x], lr=0.05)
     start = time.perf_counter()
     for _ in range(steps):
-        opt.zero_grad()
-        (-model.net(O.normalise(model, x))[:, 1].mean()).backward()
-        opt.step()
+        with model.running() as net:  # as the engine does: the device queue once per step
+            opt.zero_grad()
+            (-net(model.preprocessing.normalise(x))[:, 1].mean()).backward()
+            opt.step()
     if model.device.type == "cuda":
         torch.cuda.synchronize()
     return (time.perf_counter() - start) / steps
@@ -54,7 +55,8 @@ def main():
     for _ in range(args.rounds):
         times["bare"].append(bare(model, args.size, args.steps))
         for name, (param, transforms) in cases.items():
-            times[name].append(engine(model, args.size, args.steps, lambda s, p=param: p(s, device=model.device), transforms))
+            make = lambda s, p=param: p(s, device=model.device)  # noqa: E731
+            times[name].append(engine(model, args.size, args.steps, make, transforms))
     base = min(times["bare"])
     print(f"{args.model} {args.size}px on {model.device}: bare forward+backward+Adam {base * 1000:.0f} ms/step")
     for name in cases:

@@ -24,16 +24,18 @@ from PIL import Image
 
 
 import vislib
-from vislib import style, synthesis
-from vislib.models import zoo as models
+from vislib import synthesis
 from vislib.images import sample_images
-from vislib.optimize import to_pil
+from vislib.models import zoo as models
+from vislib.optvis import to_pil
+from vislib.synthesis import style
 
 PLAIN_GATYS = ["bn1", "blocks.1.1", "blocks.2.1", "blocks.3.2", "blocks.4.2"]
 
 
 def judged(name, judge, model, result, start, target, size, **loss_args):
-    before, after = style.gram_loss(model, start, target, size, **loss_args), style.gram_loss(model, result, target, size, **loss_args)
+    before = style.gram_loss(model, start, target, size, **loss_args)
+    after = style.gram_loss(model, result, target, size, **loss_args)
     closer = style.gram_distance(judge, start, target) / style.gram_distance(judge, result, target)
     print(f"{name:<38} Gram loss reduced {before / after:6.1f}x   judge: {closer:4.2f}x closer than the start")
 

@@ -4,7 +4,7 @@ import dataclasses
 import pytest
 import torch
 
-from vislib.optvis import optimize as O
+from vislib import optvis as O
 
 
 def test_objectives_add_scale_and_negate_like_numbers():
@@ -31,6 +31,22 @@ def test_text_box_objectives_parse_into_the_layers_they_need():
         O.parse("bn2:x")
     with pytest.raises(ValueError):
         O.parse("  ")
+
+
+def test_objectives_work_on_a_batch_and_batch_picks_one_image():
+    acts = {"l": torch.arange(2 * 3 * 2 * 2.0).view(2, 3, 2, 2), O.LOGITS: torch.tensor([[1.0, 2.0], [3.0, 5.0]])}
+    assert float(O.channel("l", 1)(acts)) == float(acts["l"][:, 1].mean())
+    assert float(O.channel("l", 1, batch=1)(acts)) == float(acts["l"][1, 1].mean())
+    assert float(O.class_logit(1, batch=0)(acts)) == 2.0 and float(O.class_logit(1)(acts)) == 3.5
+    assert float(O.neuron("l", 2, batch=1)(acts)) == float(acts["l"][1, 2, 1, 1])  # the centre cell
+    assert O.channel("l", 1, batch=1).reads == (("l", 1),) and O.class_logit(7).reads == ((O.LOGITS, 7),)
+    image = torch.rand(2, 3, 8, 8)
+    same = {O.IMAGE: torch.cat([image[:1], image[:1]])}
+    assert float(O.l2()(same)) == pytest.approx(float(O.l2()({O.IMAGE: image[:1]})))  # per image
+    f = torch.randn(1, 4, 5, 6)
+    assert float(O.gram_match("l", O.gram(f))({"l": torch.cat([f, 2 * f])})) == pytest.approx(9 / 2, rel=1e-5)
+    assert O.fourier(16, batch=3, device="cpu").make_image().shape == (3, 3, 16, 16)
+    assert O.pixels(16, batch=2, device="cpu").make_image().shape == (2, 3, 16, 16)
 
 
 def test_gram_and_feature_matching_are_zero_at_their_target_and_positive_elsewhere():
@@ -93,11 +109,11 @@ def test_transforms_keep_the_size_and_follow_the_seed():
 
 def test_the_affine_view_moves_the_picture_and_brings_in_grey():
     x = torch.rand(1, 3, 16, 16)
-    moved = O._affine(x, 0.0, 1.0, (3, -2))  # 3 px right, 2 px up
+    moved = O.affine(x, 0.0, 1.0, (3, -2))  # 3 px right, 2 px up
     assert torch.allclose(moved[..., :-2, 3:], x[..., 2:, :-3], atol=1e-5)
     assert torch.allclose(moved[..., :, :3], torch.full_like(moved[..., :, :3], 0.5))  # grey came in
     assert torch.allclose(moved[..., -2:, :], torch.full_like(moved[..., -2:, :], 0.5))
-    turned = O._affine(x, 90.0, 1.0)
+    turned = O.affine(x, 90.0, 1.0)
     assert torch.allclose(turned, torch.rot90(x, -1, dims=(-2, -1)), atol=1e-5) or \
         torch.allclose(turned, torch.rot90(x, 1, dims=(-2, -1)), atol=1e-5)
 
@@ -118,7 +134,7 @@ def test_stopping_from_the_callback_returns_early_with_an_image(lite0):
 def test_a_run_leaves_the_shared_network_as_it_was(lite0):
     before = {k: v.clone() for k, v in lite0.net.state_dict().items()}
     O.render(lite0, O.channel("blocks.2.0", 3) - 1e-3 * O.l2(), O.fourier(48), O.standard_transforms(), steps=2)
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="has no layer named 'no.such.layer'"):  # a LayerError, also a ValueError
         O.render(lite0, O.channel("no.such.layer", 0), O.pixels(32), steps=1)
     modules = list(lite0.net.modules())
     assert not any(m._forward_hooks for m in modules)
@@ -140,9 +156,29 @@ def test_an_early_layer_objective_does_not_run_the_rest_of_the_network(lite0):
         handle.remove()
 
 
+def test_a_channel_or_class_the_network_lacks_is_one_sentence_before_any_work(lite0):
+    calls = []
+    with pytest.raises(ValueError, match=r"^blocks.2.0 has channels 0 to 39; there is no channel 40\.$"):
+        O.render(lite0, O.parse("blocks.2.0:40"), O.pixels(32), steps=5, progress=lambda *a, **k: calls.append(a))
+    with pytest.raises(ValueError, match=r"^Class 1000 does not exist; efficientnet_lite0 has classes 0 to 999\.$"):
+        O.render(lite0, O.class_logit(1000) - O.l2(), O.pixels(32), steps=5, progress=lambda *a, **k: calls.append(a))
+    assert calls == []
+    # A module outside the catalogue: its channels are measured (the expansion conv of a block).
+    assert O.channels(lite0, "blocks.2.0.conv_pw") == lite0.module("blocks.2.0.conv_pw").out_channels
+    O.check(lite0, O.channel("blocks.2.0.conv_pw", O.channels(lite0, "blocks.2.0.conv_pw") - 1))
+
+
+def test_a_batch_renders_one_objective_per_image(lite0):
+    start = O.pixels(32, batch=2, device=lite0.device).make_image().detach()
+    images = O.render(lite0, O.channel("blocks.1.0", 0, batch=0), O.pixels(32, batch=2, device=lite0.device), steps=3)
+    assert images.shape == (2, 3, 32, 32)
+    assert not torch.equal(images[0], start[0]) and torch.equal(images[1], start[1])  # image 1 had no objective
+
+
 def test_an_image_on_another_device_than_the_network_is_one_sentence(lite0):
     elsewhere = dataclasses.replace(lite0, device=torch.device("meta"))
-    with pytest.raises(ValueError, match=r"^The image is on cpu but the network on meta: make it with device=model.device.$"):
+    sentence = r"^The image is on cpu but the network on meta: make it with device=model.device.$"
+    with pytest.raises(ValueError, match=sentence):
         O.render(elsewhere, O.class_logit(1), O.pixels(8, device="cpu"), steps=1)
 
 

@@ -1,19 +1,18 @@
 """Class images, fooling images, DeepDream and inversion reach their numbers (small sizes, few steps)."""
-import io
-
 import pytest
 import torch
 from PIL import Image
 
 import vislib
-from vislib.optvis import optimize as O
-from vislib.synthesis import images as S
+from vislib import cli
+from vislib import optvis as O
+from vislib import synthesis as S
 
 OSTRICH, GOLDFISH = 9, 1
 
 
 def _prob(model, picture, target):
-    return float(S.probabilities(model, S._to_tensor(picture, model.device))[target])
+    return float(S.probabilities(model, O.from_pil(picture, model.device))[target])
 
 
 @pytest.mark.parametrize("preset, steps", [("Robust", 60), ("Simonyan 2014", 30)])
@@ -34,7 +33,7 @@ def test_class_image_settings_are_checked(lite0):
 
 def test_yosinski_norm_clipping_greys_out_half_the_pixels(lite0):
     picture = S.class_visualization(lite0, GOLDFISH, steps=4, preset="Yosinski 2015 (1)", size=64, blur_every=0)
-    grey = (S._to_tensor(picture, "cpu") * 255).round().eq(128).all(1).float().mean()  # 0.5 -> 128 in 8 bits
+    grey = (O.from_pil(picture, "cpu") * 255).round().eq(128).all(1).float().mean()  # 0.5 -> 128 in 8 bits
     assert float(grey) >= 0.45
 
 
@@ -57,7 +56,7 @@ def test_fooling_image_survives_the_png_round_trip(lite0, cat, tmp_path):
     assert info["linf"] <= 4 / 255 + 1e-6
     original = S.network_picture(lite0, cat)
     assert torch.equal(lite0.preprocess(original), lite0.preprocess(cat))
-    diff = (S._to_tensor(again, "cpu") - S._to_tensor(original, "cpu")).abs()
+    diff = (O.from_pil(again, "cpu") - O.from_pil(original, "cpu")).abs()
     assert float(diff.max()) == pytest.approx(info["linf"])
     assert info["original_class"] == lite0.top_k(cat, 1)[0][0]
     assert info["original_before"] > 0.3 and info["original_after"] < info["original_before"]
@@ -74,11 +73,11 @@ def test_fooling_rejects_bad_settings(lite0, cat):
 
 def test_inversion_reduces_the_feature_error(lite0, cat):
     layer = "blocks.1.0"
-    target = S.features(lite0, S._network_input(lite0, cat), layer)
+    target = S.features(lite0, S.network_input(lite0, cat), layer)
     start = S.feature_error(lite0, O.pixels(224, seed=0).make_image().detach(), layer, target)
     picture = S.invert(lite0, cat, layer, steps=40)
     assert picture.size == (224, 224)
-    end = S.feature_error(lite0, S._to_tensor(picture, "cpu"), layer, target)
+    end = S.feature_error(lite0, O.from_pil(picture, "cpu"), layer, target)
     assert start / end >= 5
 
 
@@ -89,11 +88,55 @@ def test_deepdream_changes_the_picture_and_keeps_its_shape(lite0, cat):
                         progress=lambda step, total, preview=None, **i: seen.append((step, total)))
     assert dream.size == (96, 64)
     assert seen == [(i, 6) for i in range(1, 7)]
-    change = (S._to_tensor(dream, "cpu") - S._to_tensor(small, "cpu")).abs().mean()
+    change = (O.from_pil(dream, "cpu") - O.from_pil(small, "cpu")).abs().mean()
     assert 0.005 < float(change) < 0.2
     stopped = S.deepdream(lite0, small, "blocks.2.0", octaves=3, steps_per_octave=3,
                           progress=lambda step, total, preview=None, **i: step < 2)
     assert stopped.size == (96, 64)
+
+
+# Each technique with a callback that stops it at step 2 of many: (call, how many steps it would take).
+STOPPABLE = {
+    "class_visualization": (lambda m, cat, p: S.class_visualization(m, GOLDFISH, steps=50, size=64, progress=p), 50),
+    "fooling_image": (lambda m, cat, p: S.fooling_image(m, cat, OSTRICH, eps=1 / 255, max_steps=50, progress=p)[0], 50),
+    "deepdream": (lambda m, cat, p: S.deepdream(m, cat, "blocks.2.0", octaves=3, steps_per_octave=5, size=96,
+                                                progress=p), 15),
+    "invert": (lambda m, cat, p: S.invert(m, cat, "blocks.1.0", steps=50, progress=p), 50),
+    "inversion_row": (lambda m, cat, p: S.inversion_row(m, cat, ["blocks.1.0", "blocks.2.0"], steps=5, progress=p), 10),
+    "texture": (lambda m, cat, p: S.texture(m, cat, size=32, steps=50, progress=p), 50),
+    "style_transfer": (lambda m, cat, p: S.style_transfer(m, cat, cat, size=32, steps=50, progress=p), 50),
+    "texture_row": (lambda m, cat, p: S.texture_row(m, cat, size=32, steps=5, progress=p),
+                    lambda m: 5 * len(S.style.deeper_layer_sets(m))),
+    "smoothing_pair": (lambda m, cat, p: S.smoothing_pair(m, cat, cat, size=32, steps=5, progress=p), 10),
+}
+
+
+@pytest.mark.parametrize("name", list(STOPPABLE))
+def test_a_callback_returning_false_stops_the_work_with_a_result(lite0, cat, name):
+    run, total = STOPPABLE[name]
+    total = total(lite0) if callable(total) else total
+    seen = []
+
+    def progress(step, of, preview=None, **info):
+        seen.append((step, of))
+        return step < 2
+    result = run(lite0, cat, progress)
+    assert seen == [(1, total), (2, total)]  # no step after the stop, and one total for the whole job
+    pictures = [image for _, image in result] if isinstance(result, list) else [result]
+    # A row ends with the picture it stopped.
+    assert len(pictures) == 1 and all(isinstance(p, Image.Image) for p in pictures)
+
+
+def test_a_channel_the_layer_lacks_is_one_sentence(lite0, cat, tmp_path, capsys):
+    sentence = "blocks.4.0 has channels 0 to 111; there is no channel 99999."
+    with pytest.raises(ValueError, match=f"^{sentence}$"):
+        S.deepdream(lite0, cat, "blocks.4.0:99999", progress=lambda *a, **k: pytest.fail("work started"))
+    with pytest.raises(ValueError, match="has no layer named 'blocks.99'"):
+        S.invert(lite0, cat, "blocks.99")
+    path = tmp_path / "cat.png"
+    cat.save(path)
+    assert cli.main(["dream", str(path), "blocks.4.0:99999", "--out", str(tmp_path / "d.png")]) != 0
+    assert capsys.readouterr().err == f"error: {sentence}\n"
 
 
 # ---------------------------------------------------------------- the pages under AppTest

@@ -56,7 +56,8 @@ def loss_chart(history, title: str = "Loss (lower is better)") -> None:
         return
     steps, losses = zip(*points)
     fig = go.Figure(go.Scatter(x=steps, y=losses, mode="lines"))
-    fig.update_layout(title=title, xaxis_title="step", yaxis_title="loss", height=260, margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_layout(title=title, xaxis_title="step", yaxis_title="loss", height=260,
+                      margin=dict(l=10, r=10, t=40, b=10))
     st.plotly_chart(fig, key=f"loss-{id(history)}")
 
 
@@ -89,6 +90,13 @@ def show(kept, stem: str, caption: str, width: int = 320) -> Image.Image | None:
     downloads(kept, picture, stem)
     loss_chart(kept["history"])
     return picture
+
+
+def layer_picker(model, key: str, index: int):
+    """A layer of the catalogue (its LayerInfo), shown with its kind and channel count."""
+    layers = model.layers()
+    return st.selectbox("Layer", layers, index=index, key=key,
+                        format_func=lambda info: f"{info.name} ({info.kind}, {info.channels} channels)")
 
 
 def class_picker(model, key: str, default: int) -> int:

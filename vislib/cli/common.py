@@ -10,11 +10,15 @@ import torch
 
 from vislib.images import SUPPORTED_TYPES
 
-OK, IMAGE_FAILED, USAGE = 0, 1, 2
+# 0: all went well. 1: anything a person can cause went wrong - a bad argument, a model, layer,
+# channel or class the network does not have, a missing or unreadable file, some pictures of
+# `predict` that could not be read (each reported in its place) - always as one sentence, never a
+# traceback. 130: interrupted (Ctrl-C). A traceback is a bug.
+OK, FAILED, INTERRUPTED = 0, 1, 130
 
 
 class CommandError(Exception):
-    """Stops a command; the message is the one sentence printed on stderr (exit status 2)."""
+    """Stops a command; the message is the one sentence printed on stderr (exit status 1)."""
 
 
 def positive(text: str) -> int:
@@ -54,3 +58,19 @@ def expand_images(paths: list[str]) -> Iterator[str]:
             yield path
 
 
+def writable_file(path: Path, suffixes: tuple[str, ...] = ()) -> Path:
+    """`path` if a file can be written there (its folder exists or can be made), else CommandError:
+    checked before a long run, so that the run is not wasted."""
+    path = Path(path)
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise CommandError(f"{path} should end in {' or '.join(suffixes)}.")
+    if path.is_dir():
+        raise CommandError(f"{path} is a folder; give a file name.")
+    folder = path.parent
+    while not folder.exists():  # the first existing folder above: save() makes the rest
+        folder = folder.parent
+    if not folder.is_dir():
+        raise CommandError(f"Cannot write {path}: {folder} is a file, not a folder.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CommandError(f"Cannot write {path}: no permission to write in {folder}.")
+    return path

@@ -2,51 +2,41 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from vislib.cli.common import OK, CommandError, positive
+from vislib.cli.common import CommandError, positive
+from vislib.cli.synthesis import load, model_args, output_args, picture, printer, save
 
 
 def _picture(source: str):
     """A built-in sample's name (brick, grass, gravel, mosaic, waves) or an image file."""
-    from vislib.images import load_image
-    from vislib.synthesis.style import texture_samples
+    from vislib.synthesis.samples import texture_samples
     samples = texture_samples()
     if source in samples:
         return samples[source]()
     if not Path(source).exists():
         raise CommandError(f"{source} is neither a sample ({', '.join(samples)}) nor an image file.")
-    return load_image(source)
+    return picture(source)
 
 
 def _common_args(p: argparse.ArgumentParser, out: str) -> None:
-    p.add_argument("--model", default="efficientnet_lite0", help="a model of the zoo (default: %(default)s)")
+    model_args(p)
     p.add_argument("--size", type=positive, default=256, help="shorter side of the result in pixels (default: 256)")
     p.add_argument("--steps", type=positive, default=200, help="optimisation steps in all (default: 200)")
     p.add_argument("--layers", help="style layers, comma-separated (default: the network's preset)")
     p.add_argument("--smoothing", action=argparse.BooleanOptionalAction, default=None,
                    help="Wang et al. 2021's activation smoothing (default: on, except on VGG)")
     p.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs", help="(default: lbfgs)")
-    p.add_argument("--seed", type=int, default=0, help="(default: 0)")
-    p.add_argument("--out", type=Path, default=Path(out), help="the PNG to write (default: %(default)s)")
+    output_args(p, out)
 
 
-def _setup(args: argparse.Namespace):
-    from vislib.models.zoo import load_model
+def _settings(args: argparse.Namespace) -> tuple[dict, list[str] | None]:
+    """What both commands pass on, and the style layers (the engine checks them before any work)."""
     if args.size > 1024:
         raise CommandError("--size may be at most 1024 pixels.")
-    model = load_model(args.model)
     layers = [n.strip() for n in args.layers.split(",") if n.strip()] if args.layers else None
-    known = {info.name for info in model.layers()}
-    unknown = [n for n in layers or [] if n not in known]
-    if unknown:
-        raise CommandError(f"{model.name} has no layer named {unknown[0]}; see the Activation maps page for names.")
-
-    def progress(step, total, preview=None, **info):
-        if step % 10 == 0 or step == total:
-            print(f"step {step}/{total}  loss {info.get('loss', float('nan')):.4g}", file=sys.stderr, flush=True)
-    return model, layers, progress
+    return dict(size=args.size, steps=args.steps, seed=args.seed, smoothing=args.smoothing, optimizer=args.optimizer,
+                progress=printer), layers
 
 
 def texture_args(p: argparse.ArgumentParser) -> None:
@@ -55,13 +45,9 @@ def texture_args(p: argparse.ArgumentParser) -> None:
 
 
 def texture_run(args: argparse.Namespace) -> int:
-    from vislib.synthesis.images import texture
-    sample = _picture(args.sample)
-    model, layers, progress = _setup(args)
-    texture(model, sample, size=args.size, steps=args.steps, layers=layers, seed=args.seed, progress=progress,
-            smoothing=args.smoothing, optimizer=args.optimizer).save(args.out)
-    print(f"wrote {args.out}")
-    return OK
+    from vislib.synthesis import texture
+    (settings, layers), sample = _settings(args), _picture(args.sample)
+    return save(texture(load(args), sample, layers=layers, **settings), args.out)
 
 
 def style_args(p: argparse.ArgumentParser) -> None:
@@ -73,13 +59,7 @@ def style_args(p: argparse.ArgumentParser) -> None:
 
 
 def style_run(args: argparse.Namespace) -> int:
-    from vislib.synthesis.images import style_transfer
-    content, style = _picture(args.content), _picture(args.style)
-    model, layers, progress = _setup(args)
-    if args.content_layer and args.content_layer not in {info.name for info in model.layers()}:
-        raise CommandError(f"{model.name} has no layer named {args.content_layer}.")
-    style_transfer(model, content, style, steps=args.steps, size=args.size, style_weight=args.style_weight,
-                   content_layer=args.content_layer, style_layers=layers, seed=args.seed, progress=progress,
-                   smoothing=args.smoothing, optimizer=args.optimizer).save(args.out)
-    print(f"wrote {args.out}")
-    return OK
+    from vislib.synthesis import style_transfer
+    (settings, layers), content, style = _settings(args), _picture(args.content), _picture(args.style)
+    return save(style_transfer(load(args), content, style, style_weight=args.style_weight,
+                               content_layer=args.content_layer, style_layers=layers, **settings), args.out)

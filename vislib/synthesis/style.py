@@ -6,21 +6,22 @@ themselves. Wang et al. (CVPR 2021) found why this works far better on VGG than 
 EfficientNet: those networks' activations are peaky (a few huge values, low entropy), so their
 Grams are dominated by a handful of entries. Passing the activations through a softmax first
 ("SWAG", Stylization With Activation smoothinG) spreads them out and makes any network usable.
+
+The entry points that use these pieces are in `synthesis.texture_style`; `vislib.style` is this module.
 """
 from __future__ import annotations
 
-import math
-from typing import Callable
+import functools
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
-from vislib.optvis import optimize as O
+from vislib import optvis as O
 from vislib.activations import capture
 from vislib.models.zoo import Model
+from vislib.optvis.render import render_restarting, render_scales  # noqa: F401 - vislib.style's old names
+from vislib.synthesis.samples import mosaic, texture_samples, waves  # noqa: F401 - vislib.style's old names
 
 VGG = ("vgg16", "vgg19")
 # Gatys et al. 2016: relu1_1 ... relu5_1 for style, relu4_2 for content (indices in `features`).
@@ -30,7 +31,7 @@ TEMPERATURE = 2.0
 JUDGE_LAYERS = ["blocks.1", "blocks.2", "blocks.3", "blocks.4"]  # EfficientNet stages 1-4
 
 
-# ---------------------------------------------------------------- the pieces of the losses
+# ---------------------------------------------------------------- smoothing
 
 def smooth(features: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """Wang et al. 2021's activation smoothing: a softmax over ALL of a layer's values (every
@@ -87,7 +88,7 @@ def content_layer(model: Model) -> str:
 
 
 def _last_block(model: Model, stage: int) -> str:
-    return f"layer{stage}.{len(getattr(model.net, f'layer{stage}')) - 1}"
+    return f"layer{stage}.{len(model.module(f'layer{stage}')) - 1}"
 
 
 def deeper_layer_sets(model: Model) -> list[list[str]]:
@@ -97,46 +98,30 @@ def deeper_layer_sets(model: Model) -> list[list[str]]:
     return [layers[: i + 1] for i in range(len(layers))]
 
 
-# ---------------------------------------------------------------- objectives for the engine
-
-@O.objective
-def style_match(layer: str, target_gram: torch.Tensor, temperature: float | None = None):
-    """Gatys' Gram loss of one layer, relative to the target's size so that every layer counts
-    alike whatever its scale (the engine's gram_match), on activations smoothed at `temperature`
-    (None: not smoothed)."""
-    norm = target_gram.pow(2).sum().clamp_min(1e-12)
-    return (lambda a: (O.gram(_smoothed(a[layer], temperature)) - target_gram).pow(2).sum() / norm), (layer,)
-
-
-@O.objective
-def content_match(layer: str, target: torch.Tensor, temperature: float | None = None):
-    """Gatys' content loss, relative to the target's size, on activations smoothed at `temperature`."""
-    norm = target.pow(2).sum().clamp_min(1e-12)
-    return (lambda a: (_smoothed(a[layer], temperature) - target).pow(2).sum() / norm), (layer,)
-
-
-def _smoothed(features: torch.Tensor, temperature: float | None) -> torch.Tensor:
-    return features.float() if temperature is None else smooth(features.float(), temperature)
-
+# ---------------------------------------------------------------- targets and losses
 
 class Targets:
-    """A picture's activations at some layers (on the model's device), and the smoothing that
-    goes with them; `style()` and `content()` are objectives that pull another picture there."""
+    """A picture's activations at some layers (on the model's device), smoothed or not; `style()`
+    and `content()` are objectives that pull another picture there."""
 
     def __init__(self, model: Model, picture: torch.Tensor, layers: list[str], smoothing: bool):
-        _, seen = capture(model, O.normalise(model, picture), layers)
-        self.temperatures = {n: temperature(seen[n]) if smoothing else None for n in layers}
-        self.acts = {n: _smoothed(seen[n], self.temperatures[n]).to(model.device) for n in layers}
+        _, seen = capture(model, model.preprocessing.normalise(picture), layers)
+        # The same smoothing for the target and for the picture being optimised, per layer.
+        self.through = {n: functools.partial(smooth, temperature=temperature(seen[n])) if smoothing else None
+                        for n in layers}
+        self.acts = {n: (seen[n] if f is None else f(seen[n])).to(model.device) for n, f in self.through.items()}
 
     def style(self) -> O.Objective:
-        """The mean of the layers' Gram losses."""
-        terms = [style_match(n, O.gram(t), self.temperatures[n]) for n, t in self.acts.items()]
-        return sum(terms[1:], terms[0]) / len(terms)
+        """The mean of the layers' Gram losses (each relative to its target's size)."""
+        return _mean([O.gram_match(n, O.gram(t), through=self.through[n]) for n, t in self.acts.items()])
 
     def content(self) -> O.Objective:
-        """The mean of the layers' content losses."""
-        terms = [content_match(n, t, self.temperatures[n]) for n, t in self.acts.items()]
-        return sum(terms[1:], terms[0]) / len(terms)
+        """The mean of the layers' content losses (each relative to its target's size)."""
+        return _mean([O.feature_match(n, t, through=self.through[n]) for n, t in self.acts.items()])
+
+
+def _mean(terms: list[O.Objective]) -> O.Objective:
+    return sum(terms[1:], terms[0]) / len(terms)
 
 
 def noise(size: int, seed: int = 0) -> torch.Tensor:
@@ -147,8 +132,8 @@ def noise(size: int, seed: int = 0) -> torch.Tensor:
 def fit(picture: Image.Image, size: int | tuple[int, int]) -> torch.Tensor:
     """The picture as a [1,3,H,W] 0-1 tensor whose shorter side is `size` (aspect kept), or of
     exactly `size` = (H, W)."""
-    picture = TF.resize(picture.convert("RGB"), list(size) if isinstance(size, tuple) else size, antialias=True)
-    return TF.to_dtype(TF.pil_to_tensor(picture), torch.float32, scale=True)[None]
+    return O.from_pil(TF.resize(picture.convert("RGB"), list(size) if isinstance(size, tuple) else size,
+                                antialias=True))
 
 
 def gram_loss(model: Model, image: Image.Image, style: Image.Image, size: int, layers: list[str] | None = None,
@@ -158,95 +143,20 @@ def gram_loss(model: Model, image: Image.Image, style: Image.Image, size: int, l
     layers = layers or style_layers(model)
     smoothing = smoothing_default(model) if smoothing is None else smoothing
     loss = Targets(model, fit(style, size), layers, smoothing).style()
-    _, seen = capture(model, O.normalise(model, fit(image, size)), layers)
+    _, seen = capture(model, model.preprocessing.normalise(fit(image, size)), layers)
     return float(loss({n: v.to(model.device) for n, v in seen.items()}))
-
-
-def render_scales(model: Model, make_objective: Callable[[tuple[int, int]], O.Objective], start: torch.Tensor,
-                  scales: int, steps: int, progress=None, **render_args) -> torch.Tensor:
-    """Multi-scale optimisation (Gatys et al. 2017, "Controlling perceptual factors"): optimise
-    at 1/2**(scales-1) of the size, upsample the result, continue, ..., up to full size; coarse
-    scales settle the large structures cheaply. `start` [1,3,H,W] 0-1 at full size;
-    `make_objective((H, W))` builds the objective for one scale. Steps are split evenly.
-    """
-    h, w = start.shape[-2:]
-    image, done, stopped = start, 0, []
-
-    def watch(offset):
-        inner = O.sub_progress(progress, offset, steps)
-
-        def call(*args, **kwargs):
-            answer = inner(*args, **kwargs)
-            stopped.extend([True] if answer is False else [])
-            return answer
-        return call if inner else None
-
-    for i in range(scales):
-        factor = 2 ** (scales - 1 - i)
-        size = (max(8, h // factor), max(8, w // factor))
-        n = steps // scales + (steps % scales if i == scales - 1 else 0)
-        image = F.interpolate(image, size=size, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
-        image = O.render(model, make_objective(size), O.pixels(init=image, device=model.device),
-                         steps=n, progress=watch(done), **render_args)
-        done += n
-        if stopped:
-            break
-    return image if image.shape[-2:] == (h, w) else \
-        F.interpolate(image, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
-
-
-JUMP = 2.0  # a loss over this many times the best so far is a blow-up, not L-BFGS's usual wobble
-
-
-def render_restarting(model: Model, objective: O.Objective, param: O.Param, steps: int, progress=None,
-                      **render_args) -> torch.Tensor:
-    """`optimize.render`, but a step after which the loss jumps (over JUMP times the best so far)
-    is undone: back to the best parameters, on with a fresh optimiser (a fresh L-BFGS history).
-    Returns the image of the best parameters seen (the last step's loss is never computed).
-
-    L-BFGS without a line search now and then takes a huge step; on the Fourier image that lands
-    in the flat tails of its sigmoid, where no gradient leads back (a flat black and white
-    picture, further from the sample than noise). In 150 steps on lite0 this happened never with
-    the preset layers but up to 30 times with the first layer alone (the page's row of layer
-    sets). Undone steps count towards `steps`.
-    """
-    best = {"loss": math.inf, "x": [t.detach().clone() for t in param.tensors]}
-    done, stopped = 0, []
-    while done < steps and not stopped:
-        run = {"steps": 0, "jumped": False, "x": [t.detach().clone() for t in param.tensors]}
-
-        def watch(step, _total, preview=None, loss=None, **info):
-            run["steps"] = step
-            if loss is not None and loss > JUMP * best["loss"]:
-                run["jumped"] = True
-                return False
-            if loss is not None and loss < best["loss"]:  # the loss is that of the parameters before this step
-                best["loss"], best["x"] = loss, run["x"]
-            run["x"] = [t.detach().clone() for t in param.tensors]
-            if progress is not None and progress(done + step, steps, preview, loss=loss, **info) is False:
-                stopped.append(True)
-                return False
-        O.render(model, objective, param, steps=steps - done, progress=watch, **render_args)
-        done += run["steps"]
-        with torch.no_grad():
-            for t, x in zip(param.tensors, best["x"]):
-                t.copy_(x)
-        if not run["jumped"]:
-            break
-    return param.make_image().detach()
 
 
 # ---------------------------------------------------------------- the judge
 
 def _judge_input(model: Model, image: Image.Image, size: int) -> torch.Tensor:
+    """The picture's centre square of `size`, after scaling its shorter side to `size`, normalised."""
     image = image.convert("RGB")
     scale = size / min(image.size)
     w, h = max(size, round(image.width * scale)), max(size, round(image.height * scale))
     image = image.resize((w, h), Image.Resampling.BICUBIC)
     left, top = (w - size) // 2, (h - size) // 2
-    x = torch.from_numpy(np.array(image.crop((left, top, left + size, top + size)))).permute(2, 0, 1).float() / 255
-    mean, std = torch.tensor(model.mean).view(3, 1, 1), torch.tensor(model.std).view(3, 1, 1)
-    return ((x - mean) / std).contiguous()
+    return model.preprocessing.normalise(O.from_pil(image.crop((left, top, left + size, top + size)))[0])
 
 
 def gram_distance(judge_model: Model, a: Image.Image, b: Image.Image, size: int = 128,
@@ -262,42 +172,3 @@ def gram_distance(judge_model: Model, a: Image.Image, b: Image.Image, size: int 
         g = O.gram(seen[name].double())
         ratios.append(float((g[0] - g[1]).square().sum() / g[1].square().sum()))
     return sum(ratios) / len(ratios)
-
-
-# ---------------------------------------------------------------- built-in pictures
-
-def _skimage_texture(name: str) -> Callable[[], Image.Image]:
-    def load() -> Image.Image:
-        from skimage import data
-        return Image.fromarray(getattr(data, name)()).convert("RGB")
-    return load
-
-
-def mosaic(size: int = 384, cells: int = 60, seed: int = 0) -> Image.Image:
-    """A colourful stained-glass pattern made here (Voronoi cells with dark leads)."""
-    rng = np.random.default_rng(seed)
-    points = rng.uniform(0, size, (cells, 2))
-    colours = (np.stack([np.abs(np.sin(rng.uniform(0, math.pi, cells) + k)) for k in (0, 2.1, 4.2)], 1) * 230 + 20)
-    yy, xx = np.mgrid[0:size, 0:size]
-    d = np.hypot(xx[..., None] - points[:, 0], yy[..., None] - points[:, 1])
-    nearest = np.sort(d, axis=-1)
-    picture = colours[d.argmin(-1)]
-    picture[(nearest[..., 1] - nearest[..., 0]) < 3] = 25  # the leads between cells
-    return Image.fromarray(picture.astype(np.uint8))
-
-
-def waves(size: int = 384) -> Image.Image:
-    """Swirling colour bands made here (hue follows a warped sine field)."""
-    yy, xx = np.mgrid[0:size, 0:size] / size * 2 * math.pi
-    field = np.sin(3 * xx + 2 * np.sin(2 * yy)) + np.sin(4 * yy + 1.5 * np.cos(3 * xx))
-    hue = (field + 2) / 4
-    rgb = np.stack([0.5 + 0.5 * np.cos(2 * math.pi * (hue + k)) for k in (0, 1 / 3, 2 / 3)], -1)
-    stripes = 0.6 + 0.4 * np.sin(12 * field)[..., None]
-    return Image.fromarray((rgb * stripes * 255).clip(0, 255).astype(np.uint8))
-
-
-def texture_samples() -> dict[str, Callable[[], Image.Image]]:
-    """Sample textures and style pictures, as name -> loader: scikit-image's bundled textures
-    and two patterns the project draws itself (no paintings under copyright)."""
-    return {"brick": _skimage_texture("brick"), "grass": _skimage_texture("grass"),
-            "gravel": _skimage_texture("gravel"), "mosaic": mosaic, "waves": waves}
