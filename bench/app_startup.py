@@ -14,9 +14,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+from browser_setup import CHROMIUM, CHROMIUM_ARGS  # the browser set-up the tests use
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-from conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402  (the browser set-up the tests use)
 
 
 def first_prediction_seconds() -> float:

@@ -36,10 +36,9 @@ from urllib.parse import urljoin
 import numpy as np
 from PIL import Image
 
+from browser_setup import CHROMIUM, CHROMIUM_ARGS, free_port as _free_port  # the browser set-up the tests use
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-sys.path.insert(0, str(ROOT))
-from conftest import CHROMIUM, CHROMIUM_ARGS, _free_port  # noqa: E402  (the browser set-up the tests use)
 
 # Session i uploads IMAGES[i % 4]. Not chelsea: it is the sidebar's default sample, so its
 # Predict heading would not tell that the upload is in use.

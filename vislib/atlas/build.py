@@ -3,10 +3,11 @@ feature visualisation, written as it goes; a build stopped at any point resumes 
 and ends with the same files as an uninterrupted one (same chunks, same batches, same seeds)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from vislib.atlas import collect, store
-from vislib.data.collections import Collection
+from vislib.data.collections import Collection, open_collection
 from vislib.models import Model, fingerprint
 from vislib.runtime import Progress, batch_size as choose_batch, report
 
@@ -21,12 +22,12 @@ def settings(model: Model, k: int, visualize: bool, steps: int, size: int | None
             "size": size, "seed": seed, "fv_group": FV_GROUP}
 
 
-def _manifest(model: Model, layers: list[str], collection: Collection, chosen: dict) -> dict:
+def _manifest(model: Model, layers: list[str], collection: Collection, chosen: dict, source: str | None) -> dict:
     return {"format": store.FORMAT, "version": store.VERSION,
             "model": {"name": model.name, "arch": model.arch, "fingerprint": fingerprint(model),
                       "input_size": model.input_size},
             "collection": {"key": collection.key, "name": collection.name, "size": len(collection),
-                           "classes": collection.classes},
+                           "classes": collection.classes, "source": source},
             "layers": [{"name": n, "channels": model.layer(n).channels, "size": list(model.layer(n).size),
                         "receptive_field": model.layer(n).receptive_field} for n in layers],
             "settings": chosen, "done": 0, "pass_complete": False, "complete": False}
@@ -40,7 +41,10 @@ def _start(folder: Path, fresh: dict) -> dict:
     old = store.read_manifest(folder)
     for part, what in (("model", "network"), ("collection", "collection"), ("layers", "layers"),
                        ("settings", "settings")):
-        if old[part] != fresh[part]:
+        mine, theirs = dict(old[part]) if part == "collection" else old[part], fresh[part]
+        if part == "collection":  # the same pictures, whether named by their source or not
+            mine, theirs = {**mine, "source": None}, {**theirs, "source": None}
+        if mine != theirs:
             raise store.AtlasError(f"{folder} holds an atlas of another {what}; choose an empty folder, or the "
                                    f"same {what} to resume it.")
     return old
@@ -51,10 +55,16 @@ def build(model: Model, layers: list[str], collection: Collection, out_dir, *, k
           batch_size: int | None = None, seed: int = 0):
     """Build (or resume) the atlas of `layers` over `collection` in `out_dir`; returns the Atlas.
 
+    `collection` is a Collection or what open_collection takes (a folder, a zip's path, "samples",
+    "fashion-mnist"); given so, the atlas remembers it and can show its pictures later.
     `progress(done, total)` counts pictures of the pass and then channels visualised; returning
     False stops the build, which a later call with the same arguments resumes."""
     from vislib.atlas.reader import Atlas
 
+    source = None
+    if isinstance(collection, (str, os.PathLike)):
+        source = str(collection) if str(collection) in ("samples", "fashion-mnist") else str(Path(collection).resolve())
+        collection = open_collection(source)
     if engine not in ("local", "ray"):
         raise ValueError(f"Unknown engine {engine!r}; choose local or ray.")
     if not layers:
@@ -63,7 +73,7 @@ def build(model: Model, layers: list[str], collection: Collection, out_dir, *, k
         model.layer(name)  # LayerError names the layers there are
     folder = Path(out_dir)
     chosen = settings(model, k, visualize, steps, size, batch_size, seed)
-    manifest = _start(folder, _manifest(model, layers, collection, chosen))
+    manifest = _start(folder, _manifest(model, layers, collection, chosen, source))
     n = len(collection)
     channels = sum(model.layer(name).channels for name in layers) if visualize else 0
     total = n + channels

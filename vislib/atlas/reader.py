@@ -31,6 +31,20 @@ class Atlas:
     def complete(self) -> bool:
         return bool(self.manifest["complete"])
 
+    def collection(self):
+        """The collection the atlas was built over, opened again (None if it was given as an object,
+        or if it is no longer where it was)."""
+        from vislib.data.collections import CollectionError, open_collection
+
+        source = self.manifest["collection"].get("source")
+        if source is None:
+            return None
+        try:
+            found = open_collection(source)
+        except CollectionError:
+            return None
+        return found if found.key == self.manifest["collection"]["key"] else None
+
     def channels(self, layer: str) -> int:
         return self._entry(layer)["channels"]
 

@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from vislib.cli.common import OK, CommandError, positive
+from vislib.cli.common import OK, CommandError, positive, writable_file
 
 
 # ---------------------------------------------------------------- train-fashion
@@ -22,12 +22,17 @@ def train_args(p: argparse.ArgumentParser) -> None:
 def train_run(args: argparse.Namespace) -> int:
     import torch
     from vislib.models import fashion
-    torch.set_num_threads(args.threads)
+    writable_file(args.out, (".safetensors",))  # before the minutes of training, not after
 
     def progress(step, total, **info):
         print(f"step {step}/{total}  epoch {info['epoch']}  loss {info['loss']:.3f}", file=sys.stderr, flush=True)
 
-    net, report = fashion.train(epochs=args.epochs, seed=args.seed, progress=progress)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)  # and back afterwards: main() may run inside another program
+    try:
+        net, report = fashion.train(epochs=args.epochs, seed=args.seed, progress=progress)
+    finally:
+        torch.set_num_threads(threads)
     fashion.save(net, report, args.out)
     print(f"test accuracy {report['test_accuracy']:.4f} after {report['seconds']:.0f} s; wrote {args.out}")
     return OK
@@ -73,16 +78,24 @@ def patches_run(args: argparse.Namespace) -> int:
         raise CommandError("Give --collection (a folder, a .zip, samples or fashion-mnist).")
     if not args.out and not args.channel:
         raise CommandError("Give --out to save the state, or --channel and --png to render patches.")
+    if args.channel and not args.png:
+        raise CommandError("--channel needs --png, the folder to write the patches to.")
+    if args.out:
+        writable_file(args.out, (".npz",))
     from vislib.data.collections import open_collection
-    from vislib.models.zoo import load_model
+    from vislib.models import load_model
     from vislib.data.patches import TopState, cached_state, patches, shard_indices, top_state
     collection = open_collection(args.collection)
     model = load_model(args.model)
     state = TopState.load(args.state) if args.state else None
     layer = state.layer if state else args.layer
-    names = [info.name for info in model.layers()]
-    if layer not in names:
-        raise CommandError(f"{model.name} has no layer {layer!r}; choose one of: {', '.join(names)}.")
+    if not layer:
+        raise CommandError(f"Give --layer, one of {model.name}'s layers: {', '.join(i.name for i in model.layers())}.")
+    channels = model.layer(layer).channels  # LayerError (one sentence) for a layer it does not have
+    for channel in args.channel or []:  # checked before the pass over the collection, not after
+        if not 0 <= channel < channels:
+            raise CommandError(f"Layer {layer} of {model.name} has channels 0 to {channels - 1}; "
+                               f"there is no channel {channel}.")
     if state is None:
         def progress(done, total):
             print(f"{done}/{total} pictures", file=sys.stderr, flush=True)
@@ -97,8 +110,6 @@ def patches_run(args: argparse.Namespace) -> int:
         state.save(args.out)
         print(f"wrote the top {state.k} of {state.channels} channels over {state.images_seen} pictures to {args.out}")
     for channel in args.channel or []:
-        if not args.png:
-            raise CommandError("--channel needs --png, the folder to write the patches to.")
         _render(patches(state, model, collection, channel), args.png, f"{layer}-ch{channel}")
     return OK
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vislib.cli.common import OK, CommandError, positive
+from vislib.cli.common import OK, CommandError, positive, writable_file
 
 MAX_GRID = 4096  # pictures on a grid PNG: the optimal assignment is N x N
 
@@ -34,6 +34,8 @@ def embed_run(args: argparse.Namespace) -> int:
         raise CommandError(f"--out must end in .csv or .png, got {args.out.name}.")
     if args.grid and (suffix != ".png" or args.source.lower().endswith(".npy")):
         raise CommandError("--grid needs a collection of pictures and an --out file ending in .png.")
+    if args.out:
+        writable_file(args.out)
     features, collection = _features(args)
     if args.method == "pca":
         points = embedding.pca(features)
@@ -57,12 +59,16 @@ def _features(args: argparse.Namespace):
         if not Path(args.source).is_file():
             raise CommandError(f"There is no file {args.source}.")
         try:
-            return np.load(args.source, allow_pickle=False), None
+            features = np.load(args.source, allow_pickle=False)
         except (OSError, ValueError):
             raise CommandError(f"{args.source} is not a numpy array file of features.") from None
+        if features.ndim != 2 or len(features) < 4 or not np.issubdtype(features.dtype, np.number):
+            raise CommandError(f"{args.source} holds an array of shape {features.shape}; a map needs numbers "
+                               "[N, D] with N at least 4.")
+        return features, None
     from vislib.data.collections import open_collection
     from vislib.data.features import extract
-    from vislib.models.zoo import load_model
+    from vislib.models import load_model
     collection = open_collection(args.source)
     if len(collection) < 4:
         raise CommandError(f"{collection.name} holds {len(collection)} pictures; a map needs at least 4.")

@@ -4,10 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from vislib.cli.common import IMAGE_FAILED, OK, CommandError, device, expand_images, positive
+from vislib.cli.common import FAILED, OK, CommandError, device, expand_images, positive
 from vislib.data.predict import classify
-from vislib.models.checkpoints import ModelError
-from vislib.models.zoo import DEFAULT_MODEL, availability, list_models, load_model
+from vislib.models import DEFAULT_MODEL, ModelError, availability, list_models, load_model
 
 
 def models_args(p: argparse.ArgumentParser) -> None:
@@ -34,7 +33,8 @@ def predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top", type=positive, default=5, metavar="K", help="how many classes to show (default: 5)")
     p.add_argument("--json", action="store_true", help="one JSON object per image and line")
     p.add_argument("--batch-size", type=positive, default=32, metavar="N", help="images per forward pass (default: 32)")
-    p.add_argument("--device", type=device, help="cpu, cuda, mps, ... (default: $VISLIB_DEVICE, else the best one present)")
+    p.add_argument("--device", type=device,
+                   help="cpu, cuda, mps, ... (default: $VISLIB_DEVICE, else the best one present)")
     p.add_argument("--arch", help="the architecture of a checkpoint given as --model")
     p.add_argument("--labels", help="a text file of class names, one a line, for a checkpoint")
 
@@ -50,7 +50,7 @@ def predict_run(args: argparse.Namespace) -> int:
     status = OK
     for path, result in classify(model, images, top=args.top, batch_size=args.batch_size):
         if isinstance(result, str):
-            status = IMAGE_FAILED
+            status = FAILED  # the others still get their answer
             line = json.dumps({"path": path, "error": result}) if args.json else f"{path}\n  error: {result}"
         elif args.json:
             line = json.dumps({"path": path, "top": [{"index": i, "label": label, "prob": round(p, 6)}
