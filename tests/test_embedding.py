@@ -160,8 +160,8 @@ def test_cli_embed_writes_csv_and_png_maps(tmp_path, capsys):
     from PIL import Image
     assert Image.open(tmp_path / "map.png").size[0] > 100
     capsys.readouterr()
-    assert main(["embed", str(tmp_path / "missing.npy")]) == 2
-    assert main(["embed", str(tmp_path / "f.npy"), "--grid", "--out", str(tmp_path / "g.png")]) == 2
+    assert main(["embed", str(tmp_path / "missing.npy")]) == 1
+    assert main(["embed", str(tmp_path / "f.npy"), "--grid", "--out", str(tmp_path / "g.png")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: There is no file {tmp_path / 'missing.npy'}.",
                    "error: --grid needs a collection of pictures and an --out file ending in .png."]

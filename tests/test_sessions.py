@@ -34,7 +34,7 @@ def test_only_sessions_gone_for_the_grace_period_are_closed():
 
 def test_the_memory_of_closed_sessions_is_handed_back_in_the_next_two_rounds(monkeypatch):
     released = []
-    monkeypatch.setattr(sessions.device, "release_memory", lambda: released.append(True))
+    monkeypatch.setattr(sessions, "release_memory", lambda: released.append(True))
     rt, state = FakeRuntime(), {}
     rt.all, rt.active = {"a", "b"}, {"a"}
     sessions.one_round(rt, state, now=0.0)

@@ -17,7 +17,7 @@ import time
 import streamlit as st
 from streamlit.runtime import Runtime
 
-from vislib import runtime
+from vislib.runtime import release_memory
 
 GRACE = 30.0  # seconds; below .streamlit/config.toml's disconnectedSessionTTL (45)
 EVERY = 5.0
@@ -52,7 +52,7 @@ def one_round(runtime: Runtime | None, state: dict, now: float) -> None:
         # Their pictures and state are freed once the event loop has shut them down and their
         # script threads have ended; glibc keeps freed memory until told (the device queue's own
         # trim runs only after device jobs, long before the tab closed).
-        runtime.release_memory()
+        release_memory()
         state["release"] -= 1
     if runtime is not None and reap(runtime, state.setdefault("first_seen", {}), now):
         state["release"] = 2

@@ -70,8 +70,8 @@ def run_chunks(model: Model, layers: list[str], collection: Collection, k: int, 
     """The chunk results of `bounds`, in order, computed by a Ray actor pool."""
     if not bounds:
         return iter(())
-    ray = start()
-    import ray.data
+    start()
+    import ray.data  # binds `ray` too
 
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # the driver folds the chunks in order
