@@ -23,12 +23,15 @@ FIRST = ["saliency", "guided_backprop", "gradcam"]
 
 
 def captum_methods(model, x, target):
-    """Captum alone, as a notebook would call it (on a copy without in-place ReLUs, which its hooks refuse)."""
-    net = copy.deepcopy(model.net)
+    """Captum alone, as a notebook would call it (on a private copy without in-place ReLUs, which its
+    hooks refuse, and without the shared network's queue guard)."""
+    with model.running() as shared:
+        net = copy.deepcopy(shared)
+    net._forward_pre_hooks.clear()
     for m in net.modules():
         if hasattr(m, "inplace"):
             m.inplace = False
-    layer = dict(net.named_modules())[attribution.gradcam_layer(model)]
+    layer = net.get_submodule(attribution.gradcam_layer(model))
     black = attribution.baseline_image(model, x, "black")
     sd = 0.15 * float(x.max() - x.min())
     return {

@@ -1,4 +1,4 @@
-"""Is `vislib.occlusion.occlusion` faster than Captum's `Occlusion`, with the same map?
+"""Is `vislib.attribution.occlusion` faster than Captum's `Occlusion`, with the same map?
 
 In one process, on one picture (skimage's Chelsea the cat, 224 px, efficientnet_lite0, the top
 class, window 16, stride 8, the picture's mean colour as the fill): Captum's `Occlusion` with its
@@ -20,10 +20,11 @@ from captum.attr import Occlusion
 
 
 from vislib import load_model
-from vislib.device import describe
+from vislib.attribution import perturbation as occlusion_module
+from vislib.attribution import occlusion, occlusion_preview
+from vislib.attribution.common import top_class
 from vislib.images import sample_images
-from vislib import occlusion as occlusion_module
-from vislib.occlusion import occlusion, occlusion_preview
+from vislib.runtime import describe
 
 
 def timed(fn):
@@ -52,21 +53,22 @@ def main() -> None:
     model = load_model(args.model)
     x = model.preprocess(sample_images()["chelsea (cat)"]())[None].to(model.device)
     fill = x.mean((2, 3))[0]
-    target = int(model.net(x).argmax())
+    target = top_class(model, x)
     print(f"{args.model}, {x.shape[-1]} px, window {args.window}, stride {args.stride}, "
           f"target {target} ({model.labels[target]}), on {describe(model.device)}")
 
     def captum():
-        return Occlusion(model.net).attribute(
-            x, target=target, sliding_window_shapes=(3, args.window, args.window),
-            strides=(3, args.stride, args.stride), baselines=fill.view(1, 3, 1, 1))[0].mean(0).float().cpu()
+        with model.running() as net:
+            return Occlusion(net).attribute(
+                x, target=target, sliding_window_shapes=(3, args.window, args.window),
+                strides=(3, args.stride, args.stride), baselines=fill.view(1, 3, 1, 1))[0].mean(0).float().cpu()
 
     def ours():
         return occlusion(model, x, target, args.window, args.stride, fill)
 
     if model.device.type != "cpu":
         # Off a CPU, the first runs race the incremental executor against plain wide batches
-        # (vislib.occlusion._Race); the timed runs below then use the faster. Show the race.
+        # (perturbation._Race); the timed runs below then use the faster. Show the race.
         race = occlusion_module._races.setdefault(model.net, occlusion_module._Race())
         for _ in range(2 * race.TRIES):
             ours()

@@ -75,20 +75,22 @@ def main() -> int:
     model = load_model("efficientnet_lite0", device=args.device)
     rng = random.Random(args.seed)
     samples = correct_samples(model, sorted((DATA / "imagenet-samples").iterdir()), 2 * args.placements, rng)
-    layer = dict(model.net.named_modules())[attribution.gradcam_layer(model)]
+    layer = model.module(attribution.gradcam_layer(model))
     occ = {"window": args.window, "stride": args.stride}
 
     def captum_gradcam(x, t):
-        cam = LayerGradCam(model.net, layer).attribute(x, target=t, relu_attributions=True)
+        with model.running() as net:
+            cam = LayerGradCam(net, layer).attribute(x, target=t, relu_attributions=True)
         return F.interpolate(cam, size=x.shape[2:], mode="bilinear")[0, 0]
 
     def captum_occlusion(x, t):
-        return Occlusion(model.net).attribute(x, target=t, sliding_window_shapes=(3, args.window, args.window),
-                                              strides=(3, args.stride, args.stride), baselines=0.0,
-                                              perturbations_per_eval=16)[0].mean(0)
+        with model.running() as net:
+            return Occlusion(net).attribute(x, target=t, sliding_window_shapes=(3, args.window, args.window),
+                                            strides=(3, args.stride, args.stride), baselines=0.0,
+                                            perturbations_per_eval=16)[0].mean(0)
 
     methods = {m: (lambda x, t, m=m: attribution.attribute(model, x, m, t, **(occ if m == "occlusion" else {})))
-               for m in attribution.METHODS}
+               for m in attribution.METHODS}  # the registry's every method
     methods["captum_gradcam"] = captum_gradcam
     if args.captum_occlusion:
         methods["captum_occlusion"] = captum_occlusion

@@ -1,8 +1,10 @@
 """vislib.occlusion: the incremental map equals Captum's Occlusion; progress, stopping, the preview."""
 from __future__ import annotations
 
-import pytest
+import dataclasses
 from types import SimpleNamespace
+
+import pytest
 import torch
 import torch.nn.functional as F
 from captum.attr import Occlusion
@@ -10,15 +12,17 @@ from PIL import Image
 
 from vislib import incremental
 from vislib import occlusion as occ
+from vislib.attribution import boxes
 from vislib.occlusion import occlusion, occlusion_preview, positions
 
 
 def captum_map(model, x, target, window, stride, baseline) -> torch.Tensor:
     """The reference of API.md (batched evaluations: the same map as the default, sooner)."""
-    fill = torch.as_tensor(baseline, dtype=x.dtype).reshape(1, -1, 1, 1) if not isinstance(baseline, float) else baseline
-    return Occlusion(model.net).attribute(
-        x, target=target, sliding_window_shapes=(x.shape[1], window, window), strides=(x.shape[1], stride, stride),
-        baselines=fill, perturbations_per_eval=32)[0].mean(0).float().cpu()
+    fill = baseline if isinstance(baseline, float) else torch.as_tensor(baseline, dtype=x.dtype).reshape(1, -1, 1, 1)
+    with model.running() as net:
+        return Occlusion(net).attribute(
+            x, target=target, sliding_window_shapes=(x.shape[1], window, window), strides=(x.shape[1], stride, stride),
+            baselines=fill, perturbations_per_eval=32)[0].mean(0).float().cpu()
 
 
 def assert_same_map(ours: torch.Tensor, reference: torch.Tensor) -> None:
@@ -31,7 +35,8 @@ def assert_same_map(ours: torch.Tensor, reference: torch.Tensor) -> None:
 @pytest.fixture(scope="module")
 def cat_224(lite0, cat):
     x = lite0.preprocess(cat)[None].to(lite0.device)
-    return x, int(lite0.net(x).argmax())
+    with torch.no_grad(), lite0.running() as net:
+        return x, int(net(x).argmax())
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +73,7 @@ def test_lite0_small_equals_captum(lite0, cat_224, size, window, stride, baselin
 def test_random_networks_equal_captum(random_model, arch, by_index, monkeypatch):
     """Residual adds and padded max pooling; fire modules' concatenations and ceil-mode pooling.
     Boxes read copy by copy (a CPU's way) and with index tensors (a GPU's way)."""
-    monkeypatch.setattr(incremental, "by_index", lambda device: by_index)
+    monkeypatch.setattr(boxes, "by_index", lambda device: by_index)
     model = random_model(arch)
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     assert incremental.executor_of(model) is not None  # the fast path, not the fallback
@@ -77,7 +82,7 @@ def test_random_networks_equal_captum(random_model, arch, by_index, monkeypatch)
 
 def test_lite0_boxes_read_by_index_equal_captum(lite0, cat_224, monkeypatch):
     """The GPU's way of reading boxes, on TF-"same" padding and hanging windows, run here on the CPU."""
-    monkeypatch.setattr(incremental, "by_index", lambda device: True)
+    monkeypatch.setattr(boxes, "by_index", lambda device: True)
     x = F.interpolate(cat_224[0], size=(66, 66), mode="bilinear")
     assert_same_map(occlusion(lite0, x, 281, 16, 10, 0.0, batch_size=64), captum_map(lite0, x, 281, 16, 10, 0.0))
 
@@ -126,11 +131,11 @@ def test_fallback_equals_captum(random_model, monkeypatch):
     assert_same_map(occlusion(model, x, 5, 16, 8, 0.0, batch_size=7), captum_map(model, x, 5, 16, 8, 0.0))
 
 
-def test_untraceable_network_falls_back():
+def test_untraceable_network_falls_back(random_model):
     class DataDependent(torch.nn.Module):
         def forward(self, x):
             return x.flatten(1)[:, :4] if x.sum() > 0 else -x.flatten(1)[:, :4]
-    model = SimpleNamespace(net=DataDependent(), device=torch.device("cpu"))
+    model = dataclasses.replace(random_model("resnet18"), net=DataDependent())
     assert incremental.executor_of(model) is None
 
 

@@ -6,8 +6,7 @@ import pytest
 import torch
 
 import vislib
-from vislib import trust
-from vislib.attribution import methods as attribution
+from vislib import attribution, trust
 from vislib.images import sample_images
 
 from test_attribution import assert_unchanged, picture, snapshot
@@ -59,3 +58,23 @@ def test_deletion_curve_starts_at_the_clean_probability_and_ranks_faithful_maps_
     assert curves["gradcam"].scores == pytest.approx(curve.scores) and curves["reverse"].auc == reversed_.auc
     with pytest.raises(ValueError, match=r"The map is \(32, 32\) but the picture is \(160, 160\)."):
         trust.deletion_curve(lite0, x, 285, cam[:32, :32])
+
+
+def test_deletion_curves_report_each_batch_and_stop_when_asked(lite0, x):
+    cam = attribution.gradcam(lite0, x, 281)
+    seen = []
+
+    def progress(done, total, **_):
+        seen.append((done, total))
+        return done < 11
+    curves = trust.deletion_curves(lite0, x, 281, {"gradcam": cam, "reverse": -cam, "again": cam}, steps=10,
+                                   progress=progress)
+    assert seen == [(11, 33)] and list(curves) == ["gradcam"]  # one batch of 11 pictures per curve on a CPU
+
+
+def test_the_checks_leave_the_global_random_generator_alone(lite0, x):
+    torch.manual_seed(7)
+    expected = torch.rand(4)
+    torch.manual_seed(7)
+    trust.randomisation_check(lite0, x, 281, ["gradcam"], progress=lambda step, total, **_: step < 1)
+    assert torch.equal(torch.rand(4), expected)

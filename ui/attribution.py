@@ -1,4 +1,5 @@
-"""The Attribution page's pieces: cached maps, the two-picture panels, the ZIP, the trust plots."""
+"""The Attribution page's pieces: names and defaults from the registry, cached maps, the two-picture
+panels, the ZIP, the trust plots."""
 from __future__ import annotations
 
 import io
@@ -10,6 +11,17 @@ import streamlit as st
 from PIL import Image
 
 from vislib import attribution, render, trust
+
+
+def method_name(method: str) -> str:
+    """A method as the pickers show it: its group's heading and its label, from the registry."""
+    info = attribution.METHODS[method]
+    return f"{attribution.GROUPS[info.group][0]}: {info.label}"
+
+
+def default(method: str, param: str):
+    """The registry's default (the paper's) of one parameter of a method."""
+    return attribution.METHODS[method].param(param).default
 
 
 def network_input(model, picture):

@@ -6,10 +6,8 @@ picture's activations and, layer by layer, recompute only the changed box of eac
 batching the copies; once a box covers most of its map the rest of the network runs on whole maps,
 batched. No library does this, hence this hand-written executor; it walks a torch.fx graph of a
 private copy of the network, so it needs no per-architecture code. `executor_of` gives None for
-networks torch.fx cannot trace; `vislib.occlusion` then runs plain batched copies.
-
-On a CPU the executor slices its boxes copy by copy; on a GPU it reads them with index tensors, a
-few launches per layer whatever the batch (`by_index`).
+networks torch.fx cannot trace; `perturbation` then runs plain batched copies. Its boxes are
+read and pasted by `boxes`.
 """
 from __future__ import annotations
 
@@ -18,15 +16,15 @@ from collections import Counter
 import math
 import operator
 import weakref
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
-from vislib.runtime import device_lock
-from vislib.models.zoo import Model
+from vislib.attribution import boxes
+from vislib.attribution.boxes import Box, gather
+from vislib.models import Model
 
 _POINTWISE_MODULES = (nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid,
                       nn.GELU, nn.Tanh, nn.LeakyReLU, nn.ELU, nn.Identity, nn.Dropout)
@@ -35,19 +33,6 @@ _POINTWISE_FUNCTIONS = {operator.add, operator.mul, operator.sub, operator.trued
                         torch.sigmoid, F.sigmoid, torch.tanh}
 _POINTWISE_METHODS = {"relu", "sigmoid", "add", "mul", "contiguous", "clone"}
 FULL_FRACTION = 0.7  # a box larger than this share of its map costs more to gather than it saves
-
-
-@dataclass
-class Box:
-    """Occluded copies of one activation [1,C,H,W] that equal the clean one outside a box each:
-    copy b differs only inside rows r[b]:r[b]+h, columns c[b]:c[b]+w, where it holds values[b]."""
-    r: torch.Tensor
-    c: torch.Tensor
-    values: torch.Tensor
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self.values.shape[-2], self.values.shape[-1]
 
 
 class _Same:
@@ -181,7 +166,7 @@ class Executor:
 
     def cut(self, start: Box) -> int:
         """Where every later node sees whole maps (its box covered most of its map): from there on
-        the copies gain nothing from boxes, and run faster as one large batch (in `vislib.occlusion`)."""
+        the copies gain nothing from boxes, and run faster as one large batch (in `perturbation`)."""
         env = self.head(start, len(self.nodes) - 1)
         nodes = self.nodes
         last_box = max((i for i, n in enumerate(nodes[:-1]) if isinstance(env[n], Box)), default=0)
@@ -211,8 +196,7 @@ class Executor:
         states = [env[a] for a in inputs]
         if all(s is SAME for s in states):
             return SAME
-        boxes = [s for s in states if isinstance(s, Box)]
-        if boxes and all(isinstance(s, Box) or s is SAME for s in states):
+        if any(isinstance(s, Box) for s in states) and all(isinstance(s, Box) or s is SAME for s in states):
             out = self._step_box(node, env, inputs)
             if out is not None:
                 return out
@@ -257,8 +241,9 @@ class Executor:
         the input padded exactly as the layer pads it."""
         out_h, out_w = self.clean_env[node].shape[-2:]
         spans = []
-        for start, length, pad, k, s, d, n in ((state.r, state.size[0], pads[0], kernel[0], stride[0], dilation[0], out_h),
-                                               (state.c, state.size[1], pads[2], kernel[1], stride[1], dilation[1], out_w)):
+        axes = ((state.r, state.size[0], pads[0], kernel[0], stride[0], dilation[0], out_h),
+                (state.c, state.size[1], pads[2], kernel[1], stride[1], dilation[1], out_w))
+        for start, length, pad, k, s, d, n in axes:
             lo = torch.div(start + pad - (k - 1) * d + s - 1, s, rounding_mode="floor").clamp(min=0)
             # the most cells a box of this length can reach, whatever its phase: a size that does not
             # change from batch to batch lets oneDNN reuse its prepared convolutions
@@ -307,57 +292,7 @@ class Executor:
     def _read(self, node, state: Box, pads, r, c, h, w, fill=0.0) -> torch.Tensor:
         """Occluded values of `node` in rows r:r+h, columns c:c+w of its padded map, per copy."""
         out = gather(self._padded(node, pads, fill), r, c, h, w)
-        bh, bw = state.size
-        br, bc = state.r + pads[0], state.c + pads[2]
-        if by_index(out.device):
-            return _paste(out, state.values, br - r, bc - c)
-        # slicing copy by copy: PyTorch's gather by index tensors is several times slower on a CPU
-        for b, (r0, c0, br, bc) in enumerate(zip(r.tolist(), c.tolist(), br.tolist(), bc.tolist())):
-            top, bottom = max(r0, br), min(r0 + h, br + bh)
-            left, right = max(c0, bc), min(c0 + w, bc + bw)
-            if top < bottom and left < right:
-                out[b, :, top - r0:bottom - r0, left - c0:right - c0] = \
-                    state.values[b, :, top - br:bottom - br, left - bc:right - bc]
-        return out
-
-
-def by_index(device: torch.device) -> bool:
-    """Whether crops are read with index tensors, a few launches per layer whatever the batch (on
-    a GPU), or by slicing copy by copy (on a CPU, where that is several times faster)."""
-    return device.type != "cpu"
-
-
-def gather(t: torch.Tensor, r, c, h, w) -> torch.Tensor:
-    """Crops t[:, r[b]:r[b]+h, c[b]:c[b]+w] of a [C,H,W] tensor, stacked as [B,C,h,w]; r and c
-    are CPU tensors (the geometry stays on the CPU, so that it never waits for a GPU)."""
-    if not by_index(t.device):
-        return torch.stack([t[:, i:i + h, j:j + w] for i, j in zip(r.tolist(), c.tolist())])
-    rows, cols = (_on(v[:, None] + torch.arange(n), t.device) for v, n in ((r, h), (c, w)))
-    channels = torch.arange(t.shape[0], device=t.device)
-    return t[channels[None, :, None, None], rows[:, None, :, None], cols[:, None, None, :]]
-
-
-def _paste(out: torch.Tensor, values: torch.Tensor, dr: torch.Tensor, dc: torch.Tensor) -> torch.Tensor:
-    """out [B,C,h,w] with values [B,C,bh,bw] laid over it, copy b's box starting dr[b] rows and
-    dc[b] columns from out's corner (CPU tensors; negative where the box starts before out)."""
-    (bh, bw), (h, w) = values.shape[-2:], out.shape[-2:]
-    i, j = dr.neg()[:, None] + torch.arange(h), dc.neg()[:, None] + torch.arange(w)  # box-relative
-    inside = ((i >= 0) & (i < bh))[:, None, :, None] & ((j >= 0) & (j < bw))[:, None, None, :]
-    copies = torch.arange(len(values), device=out.device)[:, None, None, None]
-    channels = torch.arange(values.shape[1], device=out.device)[None, :, None, None]
-    i, j = i.clamp(0, bh - 1)[:, None, :, None], j.clamp(0, bw - 1)[:, None, None, :]
-    laid = values[copies, channels, _on(i, out.device), _on(j, out.device)]
-    return torch.where(_on(inside, out.device), laid, out)
-
-
-def _on(t: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """A small CPU tensor (indices, masks) on `device`, without waiting for the GPU's queue."""
-    if device.type != "cuda":
-        return t.to(device)
-    # A plain copy from pageable memory waits for every kernel queued before it. From pinned memory
-    # with non_blocking it does not, and PyTorch's pinned-memory cache keeps the source until the
-    # copy has run.
-    return t.pin_memory().to(device, non_blocking=True)
+        return boxes.paste(out, Box(state.r + pads[0], state.c + pads[2], state.values), r, c)
 
 
 def _union(boxes: list[Box], shape) -> tuple[torch.Tensor, torch.Tensor, int, int]:
@@ -392,8 +327,7 @@ _executors: "weakref.WeakKeyDictionary[nn.Module, Executor | None]" = weakref.We
 def executor_of(model: Model) -> Executor | None:
     """The incremental executor of a network (built once), or None when torch.fx cannot trace it."""
     # Built under the device's queue: copying a network while another session hooks it would copy the hooks.
-    net = model.net
-    with device_lock(model.device):
+    with model.running() as net:
         if net in _executors:
             return _executors[net]
         try:

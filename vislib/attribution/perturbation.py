@@ -2,13 +2,11 @@
 
 The map equals Captum's `Occlusion` (window over all three colours): each pixel gets the average,
 over every window position covering it, of (clean score - occluded score), score = the target logit.
-
-Captum runs the whole network once per window position. Most of those runs repeat work, so on
-a CPU the copies go through `vislib.incremental`, which recomputes only what each window changes.
-On a GPU, while that executor sliced its boxes copy by copy, plain wide batches were faster
-(lite0, 224 px, window 16, stride 8, H100: 0.43 s against 0.12 s; cuDNN's autotuning took plain to
-0.10 s, but its first two runs took 12 s each, so it stays off). It now reads its boxes with index
-tensors there, and `_Race` keeps whichever way the first runs found faster on that card.
+Captum runs the whole network once per window position, and most of those runs repeat work; here,
+on a CPU the occluded copies go through the incremental executor (`incremental`, which recomputes
+only what each window changes), on a GPU through whichever of it and plain wide batches of whole
+copies `_Race` finds faster on that card and network, and through plain batches wherever torch.fx
+cannot trace the network (bench/README.md, "Occlusion", has the measurements behind each path).
 """
 from __future__ import annotations
 
@@ -22,13 +20,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from vislib.attribution import incremental
-
 from vislib import render
-from vislib.runtime import device_lock, falls_back
-from vislib.models.zoo import Model
-
-Progress = Callable[..., object]
+from vislib.attribution import incremental
+from vislib.attribution.boxes import Box, gather
+from vislib.attribution.common import prepare
+from vislib.models import Model
+from vislib.runtime import Progress, batch_size as batch_for, falls_back, report, within
 
 
 # ---------------------------------------------------------------- window geometry (as Captum)
@@ -44,8 +41,14 @@ def positions(size: int, window: int, stride: int) -> list[int]:
     return [i * stride for i in range(math.ceil((size - window) / stride) + 1)]
 
 
-def _fill(x: torch.Tensor, baseline) -> torch.Tensor:
-    """The occluding colour as a [1,C,1,1] tensor (a float fills every channel alike)."""
+def occlusion_fill(x: torch.Tensor, baseline=0.0) -> torch.Tensor:
+    """The occluder's colour in the network's normalised input, as a [1,C,1,1] tensor: a value
+    (0.0, the default, is the training set's mean colour, the lecture's grey, for networks
+    normalised by it), one per channel, or "mean" for this picture's own mean colour."""
+    if isinstance(baseline, str):
+        if baseline != "mean":
+            raise ValueError(f"The occlusion fill {baseline!r} is neither a number nor \"mean\".")
+        baseline = x.detach().mean((0, 2, 3))
     fill = torch.as_tensor(baseline, dtype=x.dtype).to(x.device)
     if fill.numel() not in (1, x.shape[1]):
         raise ValueError(f"The fill must be one number or one per colour channel ({x.shape[1]}).")
@@ -70,25 +73,24 @@ TAIL_BATCH = 64  # copies a batch in the layers after the cut (whole small maps)
 
 # ---------------------------------------------------------------- the score drops
 
-def _batch_size(model: Model, x: torch.Tensor, batch_size: int | None) -> int:
-    if batch_size:
-        return batch_size
+def _batch_size(model: Model, x: torch.Tensor, wanted: int | None) -> int:
+    """On a CPU 8 copies: their changed boxes stay in cache, while at 32 and more the early,
+    high-resolution layers spill (bench/README.md); on a GPU as many as a share of its free memory
+    holds (a forward pass keeps a few dozen maps the size of the input's first activations)."""
+    if wanted:
+        return wanted
+    gpu = 64
     if model.device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(model.device)
-        # a forward pass keeps a few dozen maps the size of the input's first activations
-        return int(max(16, min(1024, free // (x[0].numel() * 4 * 400))))
-    # On a CPU small batches win: the changed boxes of 8 windows stay in cache, while at 32 and
-    # more the early, high-resolution layers spill (lite0, 224 px, 2 cores: 8 -> 3.1-3.9 s,
-    # 32 -> 5.5 s, 128 -> 11.1 s).
-    return 8
+        gpu = int(max(16, min(1024, free // (x[0].numel() * 4 * 400))))
+    return batch_for(model.device, cpu=8, gpu=gpu)
 
 
 class _Race:
     """Which way of computing the same score drops, incremental or plain, runs a kind of job faster
     on this network and device: each way is tried `TRIES` times (the first run of either may carry
     one-off costs), then the faster kept. Why race: on a GPU the answer depends on the card and the
-    network (lite0 on an H100: plain 0.12 s, incremental 0.43 s while it still read its boxes copy
-    by copy), and trying costs nothing, since either way gives the same map. The times are wall
+    network, and trying costs nothing, since either way gives the same map. The times are wall
     times, so a run slowed by other sessions' jobs in the device's queue can mislead the race: that
     costs speed, never the map."""
     TRIES = 2
@@ -139,42 +141,42 @@ def _run_drops(model: Model, x: torch.Tensor, target: int, starts: list[tuple[in
         # each window as a fixed-size box kept inside the picture; hanging windows are clipped
         a, b = (torch.tensor(v) for v in zip(*chunk))
         r, c = a.clamp(max=height - window), b.clamp(max=width - window)
-        crops = incremental.gather(x[0], r, c, window, window)
+        crops = gather(x[0], r, c, window, window)
         return r, c, _occluded_copies(crops, list(zip((a - r).tolist(), (b - c).tolist())), window, fill)
 
     with torch.inference_mode():
-        with device_lock(model.device):
-            clean = engine.clean(x) if engine else model.net(x)
+        with model.running() as net:
+            clean = engine.clean(x) if engine else net(x)
         clean_score = float(clean[0, target])
         if engine is None:
             for first in range(0, len(starts), batch_size):
                 chunk = starts[first:first + batch_size]
                 batch = _occluded_copies(x, chunk, window, fill)
-                with device_lock(model.device):
-                    out[first:first + len(chunk)] = clean_score - model.net(batch)[:, target].double().cpu()
+                with model.running() as net:
+                    out[first:first + len(chunk)] = clean_score - net(batch)[:, target].double().cpu()
                 if after_batch is not None and after_batch(first + len(chunk)) is False:
                     return first + len(chunk) == len(starts)
             return True
         # Small batches through the early layers, where the boxes are and the maps are large (they
         # stay in cache); then, from the cut on, the copies of several batches as one large batch:
         # the late layers' whole small maps run faster that way.
-        with device_lock(model.device):
+        with model.running():
             geometry = (tuple(x.shape), window, starts[0])
             if geometry not in engine.cuts:
-                engine.cuts[geometry] = engine.cut(incremental.Box(*boxes(starts[:1])))
+                engine.cuts[geometry] = engine.cut(Box(*boxes(starts[:1])))
         cut = engine.cuts[geometry]
         tail_batch = max(batch_size, TAIL_BATCH)
         pending, first = [], 0
         for head_first in range(0, len(starts), batch_size):
             chunk = starts[head_first:head_first + batch_size]
-            with device_lock(model.device):
-                pending.append(engine.live(engine.head(incremental.Box(*boxes(chunk)), cut), cut))
+            with model.running():
+                pending.append(engine.live(engine.head(Box(*boxes(chunk)), cut), cut))
             done = head_first + len(chunk)
             if done - first < tail_batch and done < len(starts):
                 continue
             env = {n: v if v is incremental.SAME else torch.cat([p[n] for p in pending])
                    for n, v in pending[0].items()}
-            with device_lock(model.device):
+            with model.running():
                 scores = engine.tail(env, cut)[:, target]
             out[first:done] = clean_score - scores.double().cpu()
             pending, first = [], done
@@ -194,37 +196,39 @@ def _occluded_copies(x: torch.Tensor, starts: list[tuple[int, int]], window: int
     return torch.where(inside[:, None], fill, x)
 
 
-def _check(x: torch.Tensor) -> None:
-    if x.dim() != 4 or x.shape[0] != 1:
-        raise ValueError(f"Occlusion explains one picture: expected a batch [1,3,H,W], got {tuple(x.shape)}.")
+def _after_batch(progress: Progress | None, offset: int, total: int, show: Callable[[], torch.Tensor],
+                 place: Callable[[], object] = lambda: None) -> Callable[[int], bool]:
+    """`_drops`'s after_batch for a part of a job (windows offset.. of total): places the scores
+    made so far in the grid, then reports with the map so far as a heat map; False: stop now."""
+    part = within(progress, offset, total)
 
-
-def _report(progress: Progress | None, offset: int, total: int, show: Callable[[], torch.Tensor]):
-    """An after_batch that calls progress(step, total, preview=the map so far as a heat map)."""
-    if progress is None:
-        return None
-    return lambda done: progress(offset + done, total, preview=render.colorize(show(), cmap="RdBu_r"))
+    def after(done: int) -> bool:
+        if part is None:
+            return report(None, done, total)
+        place()
+        return report(part, done, total, preview=render.colorize(show(), cmap="RdBu_r"))
+    return after
 
 
 @falls_back
-def occlusion(model: Model, x: torch.Tensor, target: int, window: int = 16, stride: int = 8,
+def occlusion(model: Model, x: torch.Tensor, target: int | None = None, window: int = 16, stride: int = 8,
               baseline=0.0, progress: Progress | None = None, batch_size: int | None = None) -> torch.Tensor:
-    """The occlusion map [H,W] (CPU, float32) of class `target` for a preprocessed batch of one.
+    """The occlusion map [H,W] (CPU, float32) of class `target` (None: the top class) for a
+    preprocessed batch of one; `baseline` is the occluder's colour (`occlusion_fill`).
 
-    progress(step, total, preview=heat map so far) is called after each batch; returning False
-    stops early, and the map then averages the windows evaluated so far.
+    Reports after each batch with the map so far (`vislib.runtime.report`); when told to stop,
+    the map averages the windows evaluated so far.
     """
-    _check(x)
+    x, target = prepare(model, x, target)
     rows, cols = positions(x.shape[2], window, stride), positions(x.shape[3], window, stride)
-    x = x.to(model.device, torch.float32)
     grid = torch.full((len(rows), len(cols)), math.nan, dtype=torch.float64)
     show = lambda: _assemble(grid, rows, cols, window, x.shape[2:])  # noqa: E731
-    _drops(model, x, target, [(r, c) for r in rows for c in cols], window, _fill(x, baseline), grid.view(-1),
-           _batch_size(model, x, batch_size), _report(progress, 0, grid.numel(), show))
+    _drops(model, x, target, [(r, c) for r in rows for c in cols], window, occlusion_fill(x, baseline),
+           grid.view(-1), _batch_size(model, x, batch_size), _after_batch(progress, 0, grid.numel(), show))
     return show()
 
 
-def occlusion_preview(model: Model, x: torch.Tensor, target: int, window: int = 16, stride: int = 8,
+def occlusion_preview(model: Model, x: torch.Tensor, target: int | None = None, window: int = 16, stride: int = 8,
                       baseline=0.0, progress: Progress | None = None,
                       refine: float = 0.2) -> tuple[torch.Tensor, dict]:
     """A quick approximation of `occlusion`'s map, and {"evaluations", "of", "correlation"}.
@@ -235,10 +239,9 @@ def occlusion_preview(model: Model, x: torch.Tensor, target: int, window: int = 
     is the Pearson correlation with the exact map when known (1.0 when every window was
     evaluated), else None; bench/occlusion.py measures it.
     """
-    _check(x)
+    x, target = prepare(model, x, target)
     rows, cols = positions(x.shape[2], window, stride), positions(x.shape[3], window, stride)
-    x = x.to(model.device, torch.float32)
-    fill, size = _fill(x, baseline), _batch_size(model, x, None)
+    fill, size = occlusion_fill(x, baseline), _batch_size(model, x, None)
     every = max(1, window // stride)
     coarse_r = sorted(set(range(0, len(rows), every)) | {len(rows) - 1})
     coarse_c = sorted(set(range(0, len(cols), every)) | {len(cols) - 1})
@@ -250,9 +253,8 @@ def occlusion_preview(model: Model, x: torch.Tensor, target: int, window: int = 
 
     def place_coarse():
         grid[torch.tensor(coarse_r)[:, None], torch.tensor(coarse_c)[None, :]] = coarse
-    report = _report(progress, 0, total, show)
     finished = _drops(model, x, target, [(rows[i], cols[j]) for i in coarse_r for j in coarse_c], window, fill,
-                      coarse.view(-1), size, report and (lambda done: (place_coarse(), report(done))[1]))
+                      coarse.view(-1), size, _after_batch(progress, 0, total, show, place_coarse))
     place_coarse()
     if not finished or coarse.numel() == grid.numel():
         return show(), _info(grid, coarse.numel() == grid.numel())
@@ -263,12 +265,11 @@ def occlusion_preview(model: Model, x: torch.Tensor, target: int, window: int = 
     chosen = ranking.view(-1).argsort(descending=True)[:n_refine]
     exact = grid.view(-1)[chosen].clone()
     starts = [(rows[i // len(cols)], cols[i % len(cols)]) for i in chosen.tolist()]
-    report = _report(progress, coarse.numel(), total, show)
 
     def place_exact():
         grid.view(-1)[chosen] = exact
-    _drops(model, x, target, starts, window, fill, exact, size,
-           report and (lambda done: (place_exact(), report(done))[1]))
+    _drops(model, x, target, starts, window, fill, exact, size, _after_batch(progress, coarse.numel(), total, show,
+                                                                             place_exact))
     place_exact()
     return show(), _info(grid, False, coarse.numel() + n_refine)
 
@@ -295,3 +296,22 @@ def _spread(coarse: np.ndarray, at_r: list[int], at_c: list[int], n_r: int, n_c:
     cell_r = np.clip(np.searchsorted(at_r, np.arange(n_r), side="right") - 1, 0, padded_r - 1)
     cell_c = np.clip(np.searchsorted(at_c, np.arange(n_c), side="right") - 1, 0, padded_c - 1)
     return cells[cell_r[:, None], cell_c[None, :]]
+
+
+def occlusion_curve(model: Model, x: torch.Tensor, target: int | None, row: int, window: int = 16, step: int = 4,
+                    baseline=0.0, progress: Progress | None = None) -> tuple[list[int], list[float]]:
+    """The target's probability as the window slides horizontally along `row` (its centre there).
+
+    Returns the window centres' x coordinates and the probabilities (as far as it got when stopped).
+    """
+    x, target = prepare(model, x, target)
+    _, _, height, width = x.shape
+    top = min(max(0, row - window // 2), height - window)
+    lefts = list(range(0, width - window + 1, step))
+    copies = _occluded_copies(x, [(top, left) for left in lefts], window, occlusion_fill(x, baseline))
+    probs: list[float] = []
+    for batch in copies.split(_batch_size(model, x, None)):
+        probs += model.probabilities(batch)[:, target].tolist()
+        if not report(progress, len(probs), len(lefts)):
+            break
+    return [left + window // 2 for left in lefts[:len(probs)]], probs

@@ -17,9 +17,11 @@ import torch
 from scipy.stats import spearmanr
 from torch import nn
 
-from vislib.attribution import methods as attribution
-from vislib.runtime import device_lock, falls_back
-from vislib.models.zoo import Model
+from vislib.attribution.common import prepare, seeded
+from vislib.attribution.perturbation import occlusion_fill
+from vislib.attribution.registry import attribute
+from vislib.models import Model
+from vislib.runtime import Progress, batch_size as batch_for, falls_back, report, within
 
 
 @dataclass
@@ -29,7 +31,7 @@ class RandomisationCheck:
     correlation: dict[str, list[float]]       # method -> Spearman rank correlation with the original map
 
 
-def _stages(model: Model, net: nn.Module) -> list[tuple[str, list[nn.Module]]]:
+def _stages(model: Model) -> list[tuple[str, list[nn.Module]]]:
     """The network's weighted modules grouped by catalogue stage, from the top (classifier) down.
 
     A module belongs to the first catalogue stage that finishes after it ran; what runs after the
@@ -38,14 +40,15 @@ def _stages(model: Model, net: nn.Module) -> list[tuple[str, list[nn.Module]]]:
     """
     names = {info.name for info in model.layers()}
     order: list[tuple[str, nn.Module]] = []
-    handles = [m.register_forward_hook(lambda m, i, o, n=n: order.append((n, m)))
-               for n, m in net.named_modules() if n in names or _own_weights(m)]
-    try:
-        with torch.no_grad():
-            net(torch.zeros(1, 3, model.input_size, model.input_size, device=model.device))
-    finally:
-        for h in handles:
-            h.remove()
+    with model.running() as net:
+        handles = [m.register_forward_hook(lambda m, i, o, n=n: order.append((n, m)))
+                   for n, m in net.named_modules() if n in names or _own_weights(m)]
+        try:
+            with torch.no_grad():
+                net(torch.zeros(1, 3, model.input_size, model.input_size, device=model.device))
+        finally:
+            for h in handles:
+                h.remove()
     groups: list[tuple[str, list[nn.Module]]] = []
     pending: list[nn.Module] = []
     for name, module in order:
@@ -70,37 +73,35 @@ def _rank_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @falls_back
 def randomisation_check(model: Model, x: torch.Tensor, target: int | None, methods: list[str],
-                        progress=None, seed: int = 0, **params) -> RandomisationCheck:
+                        progress: Progress | None = None, seed: int = 0, **params) -> RandomisationCheck:
     """Maps of `methods` as the top stages of a copy of the network are re-initialised one by one.
 
-    `params` maps a method name to its keyword arguments. `progress(step, total, preview=None,
-    **info)` may return False to stop; the steps done so far are returned.
+    `params` maps a method name to its keyword arguments. Reports after each stage
+    (`vislib.runtime.report`); when told to stop, the steps done so far are returned.
     """
-    x, target = attribution._prepare(model, x, target)
-    with device_lock(model.device):
-        twin = dataclasses.replace(model, net=copy.deepcopy(model.net))  # never the shared network
-    stages = _stages(twin, twin.net)
+    x, target = prepare(model, x, target)
+    with model.running() as net:
+        twin = dataclasses.replace(model, net=copy.deepcopy(net))  # never the shared network
+    stages = _stages(twin)
     result = RandomisationCheck(["original"], {m: [] for m in methods}, {m: [] for m in methods})
 
     def explain() -> None:
         for m in methods:
-            result.maps[m].append(attribution.attribute(twin, x, m, target, **params.get(m, {})))
+            result.maps[m].append(attribute(twin, x, m, target, **params.get(m, {})))
             result.correlation[m].append(_rank_correlation(result.maps[m][0], result.maps[m][-1]))
 
     explain()
-    total = len(stages)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        for step, (name, modules) in enumerate(stages, 1):
-            if progress is not None and progress(step - 1, total) is False:
-                break
+    for step, (name, modules) in enumerate(stages):
+        if not report(progress, step, len(stages)):
+            break
+        # reset_parameters draws from the global RNG: seeded and restored inside the queue
+        with twin.running(), seeded(twin.device, seed + step):
             for module in modules:
                 module.reset_parameters()
-            result.steps.append(name)
-            explain()
-        else:
-            if progress is not None:
-                progress(total, total)
+        result.steps.append(name)
+        explain()
+    else:
+        report(progress, len(stages), len(stages))
     return result
 
 
@@ -112,36 +113,50 @@ class DeletionCurve:
 
 
 def deletion_curve(model: Model, x: torch.Tensor, target: int | None, attribution_map: torch.Tensor,
-                   steps: int = 20, baseline="mean", batch_size: int = 16) -> DeletionCurve:
-    """Set pixels to the baseline colour, most important first (by the map), in `steps` equal steps."""
-    x, target = attribution._prepare(model, x, target)
+                   steps: int = 20, baseline="mean", batch_size: int | None = None,
+                   progress: Progress | None = None) -> DeletionCurve:
+    """Set pixels to the baseline colour, most important first (by the map), in `steps` equal steps.
+
+    Reports after each batch; when told to stop, the curve ends where it got to."""
+    return _deletion(model, x, target, attribution_map, steps, baseline, batch_size, progress)[0]
+
+
+def _deletion(model, x, target, attribution_map, steps, baseline, batch_size, progress) -> tuple[DeletionCurve, bool]:
+    """`deletion_curve`, and False when it was told to stop."""
+    x, target = prepare(model, x, target)
     _, _, height, width = x.shape
     if tuple(attribution_map.shape) != (height, width):
         raise ValueError(f"The map is {tuple(attribution_map.shape)} but the picture is {(height, width)}.")
     order = attribution_map.flatten().argsort(descending=True, stable=True).to(x.device)
-    fill = torch.as_tensor(attribution.occlusion_fill(x, baseline), dtype=x.dtype, device=x.device).reshape(-1, 1)
+    fill = occlusion_fill(x, baseline).reshape(-1, 1)
     counts = [round(k * height * width / steps) for k in range(steps + 1)]
-    images = []
-    for n in counts:
+    size = batch_size or batch_for(model.device, cpu=16, gpu=64)
+
+    def deleted(n: int) -> torch.Tensor:
         flat = x[0].reshape(3, -1).clone()
         flat[:, order[:n]] = fill
-        images.append(flat.reshape(1, 3, height, width))
-    scores = torch.cat([model.probabilities(torch.cat(images[i:i + batch_size]))[:, target]
-                        for i in range(0, len(images), batch_size)])
-    fractions = [n / (height * width) for n in counts]
-    return DeletionCurve(fractions, scores.tolist(), float(np.trapezoid(scores.numpy(), fractions)))
+        return flat.reshape(1, 3, height, width)
+    scores: list[float] = []
+    going = True
+    while going and len(scores) < len(counts):
+        batch = torch.cat([deleted(n) for n in counts[len(scores):len(scores) + size]])
+        scores += model.probabilities(batch)[:, target].tolist()
+        going = report(progress, len(scores), len(counts))
+    fractions = [n / (height * width) for n in counts[:len(scores)]]
+    return DeletionCurve(fractions, scores, float(np.trapezoid(scores, fractions))), going
 
 
 @falls_back
 def deletion_curves(model: Model, x: torch.Tensor, target: int | None, maps: dict, steps: int = 20,
-                    progress=None) -> dict[str, DeletionCurve]:
-    """`deletion_curve` for each named map (tensors or arrays); `progress` as in `randomisation_check`."""
-    curves = {}
+                    progress: Progress | None = None) -> dict[str, DeletionCurve]:
+    """`deletion_curve` for each named map (tensors or arrays); reports after each batch, and when
+    told to stop returns the curves drawn to the end."""
+    curves, total = {}, len(maps) * (steps + 1)
     for i, (name, values) in enumerate(maps.items()):
-        if progress is not None and progress(i, len(maps)) is False:
+        curve, going = _deletion(model, x, target, torch.as_tensor(values), steps, "mean", None,
+                                 within(progress, i * (steps + 1), total))
+        if len(curve.scores) == steps + 1:
+            curves[name] = curve
+        if not going:
             break
-        curves[name] = deletion_curve(model, x, target, torch.as_tensor(values), steps)
-    else:
-        if progress is not None:
-            progress(len(maps), len(maps))
     return curves

@@ -1,5 +1,6 @@
 """The command-line side of attribution (an entry of cli.COMMANDS): `python -m vislib explain`
-writes one map of one picture as an overlay PNG and the raw map as .npy."""
+writes one map of one picture as an overlay PNG and the raw map as .npy. Every method's parameters
+come from the registry (`--param NAME=VALUE`, typed and checked there)."""
 from __future__ import annotations
 
 import argparse
@@ -8,18 +9,31 @@ from pathlib import Path
 
 import numpy as np
 
-from vislib.attribution import methods as attribution
-
 from vislib import render
+from vislib.attribution import METHODS, attribute, colour_scale, prepare
 from vislib.cli.common import OK, CommandError
 from vislib.images import load_image
-from vislib.models.zoo import Model, load_model
+from vislib.models import Model, load_model
+
+
+def _parameters() -> str:
+    """The methods and their parameters, for --help: read from the registry."""
+    lines = ["methods and their parameters (--param NAME=VALUE, repeatable):"]
+    for name, method in METHODS.items():
+        lines.append(f"  {name} ({method.label})" + ("" if method.params else ": no parameters"))
+        lines += [f"      {p.name}: {p.help} ({'one of ' + ', '.join(p.choices) if p.choices else p.kind}"
+                  + ("" if p.default is None else f"; default {p.default}") + ")" for p in method.params]
+    return "\n".join(lines)
 
 
 def explain_args(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = _parameters()
     p.add_argument("image", metavar="IMAGE", help="the picture to explain")
-    p.add_argument("--method", required=True, choices=list(attribution.METHODS), metavar="M",
-                   help=f"one of: {', '.join(attribution.METHODS)}")
+    p.add_argument("--method", required=True, choices=list(METHODS), metavar="M",
+                   help=f"one of: {', '.join(METHODS)}")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="a parameter of the method, e.g. --param window=32 --param stride=16 (see below)")
     p.add_argument("--model", default="efficientnet_lite0", help="a model of the zoo (default: %(default)s)")
     p.add_argument("--target", metavar="CLASS", help="a class index or name (default: the top prediction)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for IMAGE-METHOD-CLASS.png and .npy")
@@ -43,17 +57,16 @@ def class_index(model: Model, text: str | None) -> int | None:
 def explain_run(args: argparse.Namespace) -> int:
     if not 0 <= args.opacity <= 1:
         raise CommandError("--opacity must be between 0 and 1.")
+    params = METHODS[args.method].parse(args.param)  # a bad parameter is refused before anything loads
     picture = load_image(args.image)  # a bad picture is refused before the network loads
     model = load_model(args.model)
-    target = class_index(model, args.target)
     x = model.preprocess(picture)[None]
-    amap = attribution.attribute(model, x, args.method, target)
-    if target is None:
-        target = int(model.probabilities(x)[0].argmax())
+    _, target = prepare(model, x, class_index(model, args.target))
+    amap = attribute(model, x, args.method, target, **params)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{Path(args.image).stem}-{args.method}-{model.labels[target]}".replace(" ", "_").replace("/", "_")
-    vmin, vmax, cmap, _ = attribution.colour_scale([amap])
+    vmin, vmax, cmap, _ = colour_scale([amap])
     overlay = render.overlay(model.to_image(x[0]), amap, args.opacity, cmap, vmin, vmax)
     overlay.save(out / f"{stem}.png")
     np.save(out / f"{stem}.npy", amap.numpy())
