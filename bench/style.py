@@ -26,7 +26,7 @@ from PIL import Image
 import vislib
 from vislib import synthesis
 from vislib.images import sample_images
-from vislib.models import zoo as models
+from vislib.models import family
 from vislib.optvis import to_pil
 from vislib.synthesis import style
 
@@ -41,8 +41,8 @@ def judged(name, judge, model, result, start, target, size, **loss_args):
 
 
 def gpu_timing() -> None:
-    fam = models.family("vgg19")
-    vgg = models._finish(fam.build(1000), "vgg19", "vgg19", fam, [str(i) for i in range(1000)], "cuda")
+    fam = family("vgg19")
+    vgg = fam.assemble(fam.build(1000), [str(i) for i in range(1000)], "cuda")
     content = Image.fromarray(np.random.default_rng(0).integers(0, 256, (512, 512, 3), dtype=np.uint8))
     stylepic = style.texture_samples()["mosaic"]()
     synthesis.style_transfer(vgg, content, stylepic, steps=5, size=512)  # warm-up: kernels, allocator

@@ -33,7 +33,7 @@ def _common(p: argparse.ArgumentParser, out: str, steps: int | None = 200) -> No
 
 def load(args):
     """The network, once the output is known to be writable (so that a long run is not wasted)."""
-    from vislib.models.zoo import load_model
+    from vislib.models import load_model
     if not args.out.parent.is_dir():
         raise CommandError(f"The folder {args.out.parent} does not exist.")
     writable_file(args.out, (".png",))

@@ -22,7 +22,7 @@ from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
 from vislib.activations import capture
-from vislib.models.zoo import Model
+from vislib.models import Model
 from vislib.optvis.objectives import IMAGE, LOGITS, Acts, Objective
 from vislib.optvis.optimizers import OPTIMIZERS
 from vislib.optvis.params import Param, pixels

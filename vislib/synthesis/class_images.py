@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from vislib import optvis as O
-from vislib.models.zoo import Model
+from vislib.models import Model
 from vislib.runtime import Progress, falls_back
 
 # Yosinski et al. 2015's four regulariser combinations are their paper's columns (L2 decay, blur

@@ -9,7 +9,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from vislib import optvis as O
 from vislib.images import load_image
-from vislib.models.zoo import Model
+from vislib.models import Model
 from vislib.runtime import Progress, falls_back
 from vislib.synthesis.class_images import probabilities
 

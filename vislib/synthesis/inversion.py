@@ -7,7 +7,7 @@ from PIL import Image
 
 from vislib import optvis as O
 from vislib.activations import capture
-from vislib.models.zoo import Model
+from vislib.models import Model
 from vislib.runtime import Progress, falls_back
 
 

@@ -19,7 +19,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from vislib import optvis as O
 from vislib.activations import capture
-from vislib.models.zoo import Model
+from vislib.models import Model
 from vislib.optvis.render import render_restarting, render_scales  # noqa: F401 - vislib.style's old names
 from vislib.synthesis.samples import mosaic, texture_samples, waves  # noqa: F401 - vislib.style's old names
 

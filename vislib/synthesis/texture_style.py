@@ -6,7 +6,7 @@ from __future__ import annotations
 from PIL import Image
 
 from vislib import optvis as O
-from vislib.models.zoo import Model
+from vislib.models import Model
 from vislib.runtime import Progress, falls_back
 from vislib.synthesis import style as S
 
