@@ -32,6 +32,10 @@ PAGES = {
         st.Page("app_pages/feature_map.py", title="Feature map"),
         st.Page("app_pages/patches.py", title="Maximally activating patches"),
     ],
+    "One unit": [
+        st.Page("app_pages/unit.py", title="What one unit detects"),
+        st.Page("app_pages/atlas.py", title="Atlas of a network"),
+    ],
     "Making pictures": [
         st.Page("app_pages/class_images.py", title="Class images"),
         st.Page("app_pages/fooling.py", title="Fooling"),

@@ -1,7 +1,7 @@
 import streamlit as st
 from PIL import Image
 
-from ui import cached, sidebar, widgets
+from ui import cached, links, sidebar, widgets
 from vislib import activations, render
 
 PER_PAGE = 64
@@ -37,6 +37,7 @@ with detail_col:
     large = render.colorize(maps[channel]).resize(view.size, Image.Resampling.NEAREST)
     blended = render.overlay(view, maps[channel], alpha)
     st.image(large, caption=f"Channel {channel}: mean {maps[channel].mean():.3f}, max {maps[channel].max():.3f}")
+    links.unit_link(model_key, info.name, channel)
     st.image(blended, caption="Overlaid on what the network sees")
     widgets.download_png(large, f"{info.name}-ch{channel}.png", "Download map")
     widgets.download_png(blended, f"{info.name}-ch{channel}-overlay.png", "Download overlay")

@@ -1,6 +1,6 @@
 import streamlit as st
 
-from ui import sidebar
+from ui import links, sidebar
 from ui import synthesis as ui
 from vislib import synthesis
 
@@ -16,6 +16,8 @@ left, right = st.columns([1, 2])
 with left:
     info = ui.layer_picker(model, f"dream-layer-{model_key}", len(model.layers()) // 2)
     channel = st.number_input("Channel (-1: the whole layer)", -1, info.channels - 1, -1, key="dream-channel")
+    if channel >= 0:
+        links.unit_link(model_key, info.name, int(channel))
     octaves = st.slider("Octaves", 1, 6, 4, key="dream-octaves")
     steps = st.slider("Steps per octave", 1, 50, 10, key="dream-steps")
     octave_scale = st.slider("Scale between octaves", 1.1, 2.0, 1.4, 0.1, key="dream-scale")

@@ -1,7 +1,7 @@
 import streamlit as st
 from PIL import Image, ImageDraw, ImageOps
 
-from ui import collection as collections, jobs, sidebar, widgets
+from ui import collection as collections, jobs, links, sidebar, widgets
 from vislib import render
 from vislib.data import patches
 
@@ -68,6 +68,7 @@ if mode == "Browse channels":
 
 channel = st.number_input(f"Channel (0 to {info.channels - 1})", 0, info.channels - 1, key=f"patch-ch-{info.name}")
 found = patches.patches(state, model, collection, int(channel))
+links.unit_link(model_key, info.name, int(channel))
 grid_col, detail_col = st.columns([3, 2])
 with grid_col:
     pick = widgets.tile_picker([tile(p) for p in found],

@@ -35,8 +35,19 @@ def _sample(name: str):
 _MARK = {"ready": "", "download": " (downloads)", "unavailable": " (not available)"}
 
 
+def _follow_link(names: list[str]) -> None:
+    """A link with ?model=NAME (a unit's page, say) picks that network once, on arrival; after
+    that the picker is the person's again."""
+    wanted = st.query_params.get("model")
+    if wanted != st.session_state.get("linked_model"):
+        st.session_state["linked_model"] = wanted
+        if wanted in names:
+            st.session_state["model_name"] = wanted
+
+
 def _model_picker():
     status = _availability()
+    _follow_link(list(status))
     names = list(status) + ([CUSTOM] if st.session_state.get("custom_model") else [])
     choice = st.selectbox("Network", names, key="model_name",
                           format_func=lambda n: n + _MARK[status[n].state] if n in status else

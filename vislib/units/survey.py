@@ -1,0 +1,68 @@
+"""What a collection says about the units of one layer, computed once and kept: a one-layer atlas
+without feature visualisations in vislib's cache (resumable like any atlas), and what each unit
+does to the class scores."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from vislib import atlas
+from vislib.data.batches import prefetched
+from vislib.data.collections import Collection, cache_dir
+from vislib.data.features import default_batch
+from vislib.models import Model, fingerprint
+from vislib.runtime import Progress, report
+
+
+def _folder(model: Model, layer: str, collection: Collection, k: int):
+    return cache_dir("atlas") / f"{model.name}-{layer}-k{k}-{fingerprint(model)}-{collection.key}".replace("/", "_")
+
+
+def survey_if_done(model: Model, layer: str, collection: Collection, k: int = 9):
+    """The finished survey, or None (without computing anything)."""
+    model.layer(layer)
+    try:
+        found = atlas.open(_folder(model, layer, collection, k))
+    except atlas.AtlasError:
+        return None
+    return found if found.complete else None
+
+
+def survey(model: Model, layer: str, collection: Collection, k: int = 9, progress: Progress | None = None):
+    """The layer's atlas over the collection (examples, statistics, activations of every channel),
+    built on first use in $VISLIB_CACHE/atlas and read from there afterwards. When `progress` stops
+    it, the Atlas returned is incomplete and the next call resumes it."""
+    return survey_if_done(model, layer, collection, k) or atlas.build(
+        model, [layer], collection, _folder(model, layer, collection, k), k=k, visualize=False, progress=progress)
+
+
+def class_effects(model: Model, layer: str, channel: int, collection: Collection, batch_size: int | None = None,
+                  progress: Progress | None = None) -> np.ndarray:
+    """How much each class's score drops when the unit is silenced (its map set to zero), averaged
+    over the collection: [classes]. Positive: the unit pushes that class up. An ablation, not a
+    gradient: it answers "what if this unit were gone", which needs no linear approximation."""
+    module = model.module(layer)
+    info = model.layer(layer)
+    if not 0 <= channel < info.channels:
+        raise ValueError(f"{layer} has channels 0 to {info.channels - 1}; there is no channel {channel}.")
+
+    def silence(_m, _i, out):
+        out = out.clone()
+        out[:, channel] = 0
+        return out
+
+    total, seen = torch.zeros(len(model.labels), dtype=torch.float64), 0
+    for chunk, xs in prefetched(collection, model.preprocess, batch_size or default_batch(model)):
+        x = torch.stack(xs).to(model.device)
+        with torch.inference_mode(), model.running() as net:
+            plain = net(x).float()
+            handle = module.register_forward_hook(silence)
+            try:
+                silenced = net(x).float()
+            finally:
+                handle.remove()
+        total += (plain - silenced).double().sum(0).cpu()
+        seen += len(chunk)
+        if not report(progress, seen, len(collection)):
+            break
+    return (total / max(seen, 1)).numpy()
