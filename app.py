@@ -45,7 +45,7 @@ PAGES = {
     ],
 }
 
-page = st.navigation(PAGES)
+page = st.navigation(PAGES, expanded=True)  # every page in view: no "View more" to find
 with queue.reported():
     sidebar.show()
     page.run()

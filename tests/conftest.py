@@ -65,3 +65,24 @@ def flush_denormals():
     torch.set_flush_denormal(True)
     yield
     torch.set_flush_denormal(False)
+
+
+@pytest.fixture(scope="module")
+def random_fashion():
+    """fashion_cnn's architecture with random weights (geometry and arithmetic need no training)."""
+    from vislib.data.collections import FASHION_CLASSES
+    fam = family("fashion_cnn")
+    torch.manual_seed(0)
+    return fam.assemble(fam.build(10), list(FASHION_CLASSES), "cpu")
+
+
+def noise_pictures(folder, n: int, seed: int = 0):
+    """A flat folder of `n` random 28 x 28 grey PNGs, opened as a collection."""
+    import numpy as np
+    from PIL import Image
+
+    from vislib.data.collections import open_collection
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(folder / f"{i:03d}.png")
+    return open_collection(folder)

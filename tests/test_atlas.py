@@ -8,32 +8,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from conftest import noise_pictures
 
 from vislib import activations, atlas
-from vislib.data.collections import FASHION_CLASSES, open_collection
 from vislib.data.patches import top_state
-from vislib.models import family
 
 LAYERS = ["relu1", "conv2", "conv3"]
 
 
 @pytest.fixture(scope="module")
-def net():
-    """fashion_cnn's architecture with random weights (the arithmetic does not need training)."""
-    fam = family("fashion_cnn")
-    torch.manual_seed(0)
-    return fam.assemble(fam.build(10), list(FASHION_CLASSES), "cpu")
+def net(random_fashion):
+    return random_fashion
 
 
 @pytest.fixture(scope="module")
 def pictures(tmp_path_factory):
-    """70 random grey pictures as a flat folder of PNGs."""
-    root = tmp_path_factory.mktemp("pictures")
-    rng = np.random.default_rng(0)
-    for i in range(70):
-        Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(root / f"{i:03d}.png")
-    return open_collection(root)
+    return noise_pictures(tmp_path_factory.mktemp("pictures"), 70, seed=0)
 
 
 def _files(folder: Path) -> list[str]:

@@ -27,7 +27,7 @@ def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
     module: Python runs it, but it is the package's table of contents, not a dependency."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     out = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in _runtime_nodes(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             out.update(a.name for a in node.names if a.name in modules)
         elif isinstance(node, ast.ImportFrom):
@@ -42,6 +42,19 @@ def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
                     out.add(base)
     out.discard(name)
     return out
+
+
+def _runtime_nodes(tree: ast.AST):
+    """Every node, except those under `if TYPE_CHECKING:` (imports for annotations never run)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and getattr(child.test, "id", None) == "TYPE_CHECKING":
+                stack.extend(child.orelse)
+                continue
+            stack.append(child)
 
 
 def _cycle(graph: dict[str, set[str]]) -> list[str] | None:

@@ -4,29 +4,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import noise_pictures
 from captum.attr import NeuronGradient, NeuronGuidedBackprop
-from PIL import Image
 
 from vislib import units
-from vislib.data.collections import FASHION_CLASSES, open_collection
+from vislib.data.collections import open_collection
 from vislib.data.patches import top_state
-from vislib.models import family
 
 
 @pytest.fixture(scope="module")
-def net():
-    fam = family("fashion_cnn")
-    torch.manual_seed(0)
-    return fam.assemble(fam.build(10), list(FASHION_CLASSES), "cpu")
+def net(random_fashion):
+    return random_fashion
 
 
 @pytest.fixture(scope="module")
 def pictures(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pictures")
-    rng = np.random.default_rng(1)
-    for i in range(30):
-        Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(root / f"{i:03d}.png")
-    return open_collection(root)
+    return noise_pictures(tmp_path_factory.mktemp("pictures"), 30, seed=1)
 
 
 @pytest.fixture(autouse=True)

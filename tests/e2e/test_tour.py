@@ -121,6 +121,35 @@ def _activations(page):
     expect(page.get_by_text("Overlaid on what the network sees")).to_be_visible()
 
 
+def _activations_to_unit(page):
+    """The chosen channel's link opens its unit page, with the network, layer and channel in the address."""
+    _activations(page)
+    caption = page.get_by_text(re.compile(r"^Channel \d+: mean -?\d+\.\d{3}, max")).inner_text()
+    channel = caption.split(":")[0].removeprefix("Channel ")
+    page.get_by_role("link", name=f"What does channel {channel} detect?").click()
+    expect(page).to_have_url(re.compile(rf"unit\?.*channel={channel}"))
+    expect(page.get_by_role("heading", name="What one unit detects")).to_be_visible()
+    expect(page.get_by_role("spinbutton", name=re.compile(r"^Channel \(0 to"))).to_have_value(channel)
+
+
+def _unit(page):
+    expect(page.get_by_text("samples: 9 pictures, no labels")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^Fires \(above zero somewhere\) in \d+% of the 9 pictures"))).to_be_visible(
+        timeout=RESULT_MS)
+    expect(page.get_by_text(re.compile(r"^#9: guided backprop$"))).to_be_visible()
+    expect(page.get_by_role("link", name=re.compile(r"^Channel \d+$")).first).to_be_visible()  # the neighbours
+
+
+def _atlas(page):
+    box = page.get_by_role("textbox", name="Atlas folder on the server")
+    box.fill("/no/such/atlas")
+    box.press("Enter")
+    expect(page.get_by_test_id("stAlertContentError").filter(has_text="holds no atlas")).to_be_visible()
+    box.fill("")
+    box.press("Enter")
+    expect(page.get_by_test_id("stAlertContentError")).to_have_count(0)
+
+
 def _attribution(page):
     # the fewest SmoothGrad samples and integrated-gradient steps (except for the README's picture):
     # the page computes every map twice (upload, then the sample after the bad upload), which takes
@@ -218,13 +247,15 @@ def _texture_style(page):
 PAGES = [("Predict", "predict", _predict), ("First-layer filters", "filters", _filters),
          ("Activation maps", "activations", _activations), ("Attribution", "attribution", _attribution),
          ("Nearest neighbours", "neighbours", _neighbours), ("Feature map", "feature_map", _feature_map),
-         ("Maximally activating patches", "patches", _patches), ("Class images", "class_images", _class_images),
+         ("Maximally activating patches", "patches", _patches), ("What one unit detects", "unit", _unit),
+         ("Atlas of a network", "atlas", _atlas), ("Class images", "class_images", _class_images),
          ("Fooling", "fooling", _fooling), ("DeepDream", "deepdream", _deepdream),
          ("Inversion", "inversion", _inversion), ("Texture and style", "texture_style", _texture_style)]
 # What each page shows again after the bad upload, on the sample picture it falls back to.
 STILL_THERE = {"predict": "What the network sees: 224 x 224 px", "filters": "Filter 1, enlarged",
                "activations": "Overlaid on what the network sees",
                "neighbours": "In feature space", "feature_map": "Nothing selected yet", "patches": "Activations: ",
+               "unit": "The pictures that excite it most", "atlas": "Open an atlas",
                "class_images": "What the network says about this image:", "fooling": "Largest change per pixel",
                "deepdream": "Steps per octave", "inversion": "From shallow to deep", "texture_style": "The sample"}
 
@@ -238,6 +269,12 @@ def photos(tmp_path_factory):
     bad_zip = folder / "pictures.zip"
     bad_zip.write_text("not a zip either")
     return good, bad, bad_zip
+
+
+def test_a_channel_of_the_activation_maps_leads_to_its_unit_page(page):
+    page.get_by_role("link", name="Activation maps", exact=True).click()
+    _activations_to_unit(page)
+    _no_exception(page)
 
 
 @pytest.mark.parametrize("title, slug, check", PAGES, ids=[slug for _, slug, _ in PAGES])

@@ -117,7 +117,7 @@ def _collection_pass(model, layers, collection, folder, manifest, engine, progre
 
 def _visualize_all(model, layers, folder, chosen, progress, done, total) -> bool:
     """Each channel's feature visualisation, FV_GROUP channels at a time; False when stopped."""
-    from vislib.units import feature_visualizations
+    from vislib.units.visualize import feature_visualizations
 
     for name in layers:
         count = model.layer(name).channels

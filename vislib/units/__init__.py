@@ -2,7 +2,8 @@
 with guided backprop inside each, its activations over a collection and its effect on the class
 scores."""
 from vislib.units.examples import Example, examples, from_atlas, unit_gradients
-from vislib.units.survey import class_effects, survey, survey_if_done
+from vislib.atlas.survey import survey, survey_if_done
+from vislib.units.effects import class_effects
 from vislib.units.visualize import (DEFAULT_PRESET, PRESETS, canvas_size, feature_visualization,
                                     feature_visualization_set, feature_visualizations)
 

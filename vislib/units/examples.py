@@ -72,7 +72,7 @@ def examples(model: Model, layer: str, channel: int, collection: Collection, k: 
     (index, box, activation, image, cell) with `guided`: guided backprop at the cell, over the
     patch. The pass over the collection is the layer's survey, kept on disk (one pass serves every
     channel of the layer)."""
-    from vislib.units.survey import survey
+    from vislib.atlas.survey import survey
 
     found_atlas = survey(model, layer, collection, k, progress=progress)
     if not found_atlas.complete:

@@ -1,39 +1,14 @@
-"""What a collection says about the units of one layer, computed once and kept: a one-layer atlas
-without feature visualisations in vislib's cache (resumable like any atlas), and what each unit
-does to the class scores."""
+"""What a unit does to the network's decision: the class scores with and without it."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from vislib import atlas
 from vislib.data.batches import prefetched
-from vislib.data.collections import Collection, cache_dir
+from vislib.data.collections import Collection
 from vislib.data.features import default_batch
-from vislib.models import Model, fingerprint
+from vislib.models import Model
 from vislib.runtime import Progress, report
-
-
-def _folder(model: Model, layer: str, collection: Collection, k: int):
-    return cache_dir("atlas") / f"{model.name}-{layer}-k{k}-{fingerprint(model)}-{collection.key}".replace("/", "_")
-
-
-def survey_if_done(model: Model, layer: str, collection: Collection, k: int = 9):
-    """The finished survey, or None (without computing anything)."""
-    model.layer(layer)
-    try:
-        found = atlas.open(_folder(model, layer, collection, k))
-    except atlas.AtlasError:
-        return None
-    return found if found.complete else None
-
-
-def survey(model: Model, layer: str, collection: Collection, k: int = 9, progress: Progress | None = None):
-    """The layer's atlas over the collection (examples, statistics, activations of every channel),
-    built on first use in $VISLIB_CACHE/atlas and read from there afterwards. When `progress` stops
-    it, the Atlas returned is incomplete and the next call resumes it."""
-    return survey_if_done(model, layer, collection, k) or atlas.build(
-        model, [layer], collection, _folder(model, layer, collection, k), k=k, visualize=False, progress=progress)
 
 
 def class_effects(model: Model, layer: str, channel: int, collection: Collection, batch_size: int | None = None,
