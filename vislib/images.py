@@ -39,7 +39,7 @@ class ImageError(ValueError):
 
 
 @cache
-def _allowed_formats() -> tuple[str, ...]:
+def allowed_formats() -> tuple[str, ...]:
     if pillow_heif is not None:
         # Registered on first use rather than at import, so importing this module has no side effects.
         try:
@@ -53,7 +53,7 @@ def _allowed_formats() -> tuple[str, ...]:
 
 def _not_an_image_message() -> str:
     names = ["JPEG", "PNG", "GIF", "WebP", "BMP", "TIFF"]
-    names += [n for n, f in (("HEIC", "HEIF"), ("AVIF", "AVIF")) if f in _allowed_formats()]
+    names += [n for n, f in (("HEIC", "HEIF"), ("AVIF", "AVIF")) if f in allowed_formats()]
     return f"This file is not an image this app can read (allowed: {', '.join(names)})."
 
 
@@ -81,7 +81,7 @@ def _read_bytes(source) -> bytes:
     return data
 
 
-def _check_size(width: int, height: int) -> None:
+def check_size(width: int, height: int) -> None:
     if width * height > MAX_PIXELS:
         raise ImageError(
             f"This image is {width} x {height} pixels, more than the {MAX_PIXELS // 1_000_000} megapixel limit; "
@@ -127,11 +127,11 @@ def load_image(source, background: tuple[int, int, int] = (255, 255, 255)) -> Im
         with warnings.catch_warnings():
             # PIL warns (not raises) above ~89 MP; make that an error here without touching its global limit.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=_allowed_formats()) as im:
+            with Image.open(io.BytesIO(data), formats=allowed_formats()) as im:
                 im.seek(0)  # first frame of GIF/WebP/APNG/MPO/multi-page TIFF
                 # Own cap, checked on the header before any pixel is decoded: PIL's global limit is
                 # process-wide (other code may change it) and far above what this app wants to hold.
-                _check_size(*im.size)
+                check_size(*im.size)
                 im.load()
                 try:
                     im = ImageOps.exif_transpose(im)

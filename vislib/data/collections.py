@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from vislib.images import SUPPORTED_TYPES, ImageError, load_image
-from vislib.images import _allowed_formats, _check_size  # the same header rules load_image applies
+from vislib.images import allowed_formats, check_size  # the same header rules load_image applies
 
 MAX_FILES = 50_000                  # pictures in one collection
 MAX_ZIP_BYTES = 512 * 2**20         # the zip file itself
@@ -147,8 +147,8 @@ def _hidden(parts) -> bool:
 def _header_ok(stream) -> bool:
     """Whether a picture's header parses with the formats and size load_image allows (no pixels decoded)."""
     try:
-        with Image.open(stream, formats=_allowed_formats()) as im:
-            _check_size(*im.size)
+        with Image.open(stream, formats=allowed_formats()) as im:
+            check_size(*im.size)
         return True
     except Exception:  # ImageError from the size check; PIL's plugins raise many kinds on bad data
         return False
