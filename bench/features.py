@@ -47,9 +47,9 @@ def main() -> None:
         tensors = [model.preprocess(chunk[i][0]) for i in range(len(chunk))]
         batches = [torch.stack(tensors[i:i + args.batch_size]) for i in range(0, len(tensors), args.batch_size)]
         start = time.perf_counter()
-        with torch.inference_mode():
+        with torch.inference_mode(), model.running() as net:  # the shared network's one way to run
             for b in batches:
-                model.net(b.to(model.device)).cpu()
+                net(b.to(model.device)).cpu()
         a = time.perf_counter() - start
         start = time.perf_counter()
         features.extract(model, chunk, batch_size=args.batch_size)
