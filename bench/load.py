@@ -148,6 +148,8 @@ async def session(browser, url: str, photo: Path, label: str, timeout_s: float, 
         if await find.is_visible():  # not when another session's pass has just been saved
             await find.click()
         await until(page, line, timeout_s)
+        # the picture with its box is drawn after the activations' line: wait for it before fetching
+        await until(page, page.get_by_test_id("stImage").filter(has_text=re.compile(r"^Picture \d+")), timeout_s)
         out["patches_s"] = since()
         out["pictures"]["patches[activations]"] = (await line.inner_text()).encode()
         await fetch(context, url, page.get_by_test_id("stImage").filter(has_text="Picture "), "patches",
@@ -214,9 +216,11 @@ def difference(mine: dict, alone: dict) -> tuple[int, float]:
     differ, worst = 0, 0.0
     for name, data in alone.items():
         if name not in mine:
+            print(f"  missing: {name}")
             differ, worst = differ + 1, float("inf")
         elif hashlib.sha256(mine[name]).digest() != hashlib.sha256(data).digest():
             if name.endswith("[activations]"):  # text: it differs or it does not
+                print(f"  differs: {name}: {mine[name]!r} alone {data!r}")
                 differ, worst = differ + 1, float("inf")
                 continue
             a, b = (np.asarray(Image.open(io.BytesIO(x)).convert("RGB"), dtype=np.int16) for x in (mine[name], data))
