@@ -19,6 +19,8 @@ import os
 import pickle
 from collections.abc import Iterator
 
+import torch
+
 from vislib.atlas import collect
 from vislib.data.collections import Collection
 from vislib.models import Model
@@ -53,7 +55,6 @@ class _PassActor:
 
     def __init__(self, model: Model, collection: Collection, layers: list[str], k: int, batch_size: int,
                  threads: int):
-        import torch
         torch.set_num_threads(threads)  # this worker process's own setting, not the driver's
         device = "cuda" if torch.cuda.is_available() else "cpu"
         self.model = dataclasses.replace(model, net=model.net.to(device), device=torch.device(device), _layers=None)
@@ -83,7 +84,10 @@ def run_chunks(model: Model, layers: list[str], collection: Collection, k: int, 
     # An actor pool that takes every CPU leaves none for Ray's own read tasks and deadlocks: the
     # actors share all CPUs but one (fractionally on a small machine).
     per_actor = {"num_gpus": 1} if gpus else {"num_cpus": max(0.25, (cpus - 1) / workers)}
-    threads = max(1, int(cpus // workers))
+    # The driver's thread count in every actor: a CPU convolution's float sums depend on how it is
+    # split over threads, and the atlas must equal the local engine's bit for bit (2 actors with 1
+    # thread each differed in the last bits on this 2-core machine).
+    threads = torch.get_num_threads()
     with model.running() as net:  # inside, no other job's hooks are on the network to be copied
         shipped = dataclasses.replace(model, net=copy.deepcopy(net).cpu(), device=_cpu(), _layers=None)
     rows = ray.data.from_items([{"start": a, "stop": b} for a, b in bounds], override_num_blocks=len(bounds))
@@ -93,5 +97,4 @@ def run_chunks(model: Model, layers: list[str], collection: Collection, k: int, 
 
 
 def _cpu():
-    import torch
     return torch.device("cpu")
