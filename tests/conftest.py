@@ -76,13 +76,18 @@ def random_fashion():
     return fam.assemble(fam.build(10), list(FASHION_CLASSES), "cpu")
 
 
-def noise_pictures(folder, n: int, seed: int = 0):
-    """A flat folder of `n` random 28 x 28 grey PNGs, opened as a collection."""
+@pytest.fixture(scope="module")
+def noise_pictures(tmp_path_factory):
+    """A factory: `n` random 28 x 28 grey PNGs in a flat folder, opened as a collection."""
     import numpy as np
     from PIL import Image
 
     from vislib.data.collections import open_collection
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(folder / f"{i:03d}.png")
-    return open_collection(folder)
+
+    def make(n: int, seed: int = 0):
+        folder = tmp_path_factory.mktemp("noise")
+        rng = np.random.default_rng(seed)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(folder / f"{i:03d}.png")
+        return open_collection(folder)
+    return make

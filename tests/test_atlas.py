@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import noise_pictures
 
 from vislib import activations, atlas
 from vislib.data.patches import top_state
@@ -22,8 +21,8 @@ def net(random_fashion):
 
 
 @pytest.fixture(scope="module")
-def pictures(tmp_path_factory):
-    return noise_pictures(tmp_path_factory.mktemp("pictures"), 70, seed=0)
+def pictures(noise_pictures):
+    return noise_pictures(70, seed=0)
 
 
 def _files(folder: Path) -> list[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import noise_pictures
 from captum.attr import NeuronGradient, NeuronGuidedBackprop
 
 from vislib import units
@@ -18,8 +17,8 @@ def net(random_fashion):
 
 
 @pytest.fixture(scope="module")
-def pictures(tmp_path_factory):
-    return noise_pictures(tmp_path_factory.mktemp("pictures"), 30, seed=1)
+def pictures(noise_pictures):
+    return noise_pictures(30, seed=1)
 
 
 @pytest.fixture(autouse=True)
