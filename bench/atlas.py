@@ -95,15 +95,11 @@ def main() -> None:
         return
     for workers in (1, 2):
         folder = Path(tempfile.mkdtemp(prefix=f"atlas-ray{workers}-"))
-        from vislib.atlas import ray_engine
+        from vislib.runtime import ray_pool
+        os.environ["VISLIB_RAY_WORKERS"] = str(workers)
         started = time.perf_counter()
-        ray_engine.start()
-        original = ray_engine.run_chunks
-        ray_engine.run_chunks = lambda *a, **kw: original(*a, workers=workers, **kw)  # noqa: E731
-        try:
-            atlas.build(model, layers, collection, folder, visualize=False, engine="ray")
-        finally:
-            ray_engine.run_chunks = original
+        ray_pool.start()
+        atlas.build(model, layers, collection, folder, visualize=False, engine="ray")
         seconds = time.perf_counter() - started
         print(f"ray, {workers} worker(s): {seconds:.1f} s with start-up: {seconds / a:.2f}x the local engine "
               f"(goal <= 3x); identical files: {_same(local, folder)}")

@@ -87,8 +87,9 @@ def test_a_folder_of_another_atlas_is_refused_in_one_sentence(net, pictures, tmp
         opened.examples("conv9", 0)
 
 
-def test_the_ray_engine_on_a_local_cluster_equals_the_local_engine(net, pictures, tmp_path):
-    """A local Ray on loopback (as a laptop starts it) runs the pass in an actor pool; same files."""
+def test_the_ray_engine_on_a_local_cluster_equals_the_local_engine(net, pictures, tmp_path, monkeypatch):
+    """A local Ray on loopback (as a laptop starts it) runs the passes in an actor pool: the atlas's
+    files, the features and the patch state equal the local engine's."""
     if importlib.util.find_spec("ray") is None:  # not importorskip: vislib must be first to import Ray
         pytest.skip("the distributed extra (pip install vislib[distributed]) is not installed")
     local, distributed = tmp_path / "local", tmp_path / "ray"
@@ -99,3 +100,14 @@ def test_the_ray_engine_on_a_local_cluster_equals_the_local_engine(net, pictures
     assert mismatch == [] and errors == []
     import ray
     assert ray.util.get_node_ip_address() == "127.0.0.1"
+    from vislib import features
+    monkeypatch.setenv("VISLIB_CACHE", str(tmp_path / "cache-local"))
+    want = features.extract(net, pictures, "conv3", batch_size=4)
+    monkeypatch.setenv("VISLIB_CACHE", str(tmp_path / "cache-ray"))
+    np.testing.assert_array_equal(features.extract(net, pictures, "conv3", batch_size=4, engine="ray"), want)
+    for per_picture in (False, True):
+        local = top_state(net, "conv2", pictures, k=6, batch_size=4, per_picture=per_picture)
+        distributed = top_state(net, "conv2", pictures, k=6, batch_size=4, per_picture=per_picture, engine="ray")
+        assert np.array_equal(local.values, distributed.values) and np.array_equal(local.positions,
+                                                                                    distributed.positions)
+        assert distributed.images_seen == len(pictures)

@@ -109,8 +109,8 @@ def test_one_per_picture_merges_like_the_cells(net, pictures):
 
 def test_shards_merge_into_the_single_pass_in_any_order(net, pictures, tmp_path):
     whole = top_state(net, "conv2", pictures, k=5, batch_size=64)
-    a, b, c = (top_state(net, "conv2", pictures, 5, patches.shard_indices(len(pictures), i, 3), batch_size=16)
-               for i in (1, 2, 3))
+    a, b, c = (top_state(net, "conv2", pictures, 5, range(lo, hi), batch_size=16) for lo, hi in
+               ((0, 50), (50, 100), (100, 150)))
     for merged in (a.merge(b).merge(c), c.merge(a.merge(b)), b.merge(c).merge(a)):
         assert np.array_equal(merged.values, whole.values) and np.array_equal(merged.positions, whole.positions)
         assert merged.images_seen == len(pictures)
@@ -144,16 +144,13 @@ def test_unknown_channel_is_one_sentence(net, pictures):
         patches.patches(state, net, pictures, 128)
 
 
-def test_command_line_shards_merge_and_render(net, pictures, tmp_path, monkeypatch, capsys):
+def test_command_line_saves_and_renders(net, pictures, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("vislib.models.load_model", lambda name, *a, **kw: net)
     src = str(pictures._items[0]).rsplit("/", 2)[0]
-    for i in (1, 2):
-        assert main(["patches", "--model", "fashion_cnn", "--layer", "conv2", "--collection", src, "--k", "4",
-                     "--shard", f"{i}/2", "--out", str(tmp_path / f"s{i}.npz")]) == 0
-    assert main(["patches", "--merge", str(tmp_path / "s1.npz"), str(tmp_path / "s2.npz"),
+    assert main(["patches", "--model", "fashion_cnn", "--layer", "conv2", "--collection", src, "--k", "4",
                  "--out", str(tmp_path / "m.npz")]) == 0
-    merged, whole = TopState.load(tmp_path / "m.npz"), top_state(net, "conv2", pictures, k=4)
-    assert np.array_equal(merged.positions, whole.positions)
+    saved, whole = TopState.load(tmp_path / "m.npz"), top_state(net, "conv2", pictures, k=4)
+    assert np.array_equal(saved.positions, whole.positions)
     assert main(["patches", "--model", "fashion_cnn", "--state", str(tmp_path / "m.npz"), "--collection", src,
                  "--channel", "3", "--png", str(tmp_path / "png")]) == 0
     assert len(list((tmp_path / "png").glob("conv2-ch3-*.png"))) == 4 and (tmp_path / "png" / "conv2-ch3.png").exists()

@@ -3,6 +3,7 @@ feature visualisation, written as it goes; a build stopped at any point resumes 
 and ends with the same files as an uninterrupted one (same chunks, same batches, same seeds)."""
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -93,12 +94,12 @@ def _collection_pass(model, layers, collection, folder, manifest, engine, progre
     empty = collect.empty(model, layers, collection, chosen["k"])
     summaries = store.load_pass(folder, empty) if manifest["done"] else empty
     bounds = [(s, min(s + chosen["chunk"], n)) for s in range(manifest["done"], n, chosen["chunk"])]
+    work = functools.partial(collect.run_chunk, layers=layers, k=chosen["k"], batch_size=chosen["batch_size"])
     if engine == "ray":
-        from vislib.atlas.ray_engine import run_chunks
-        results = run_chunks(model, layers, collection, chosen["k"], bounds, chosen["batch_size"])
+        from vislib.runtime.ray_pool import map_chunks
+        results = map_chunks(work, model, collection, bounds)
     else:
-        results = (collect.run_chunk(model, layers, collection, chosen["k"], a, b, chosen["batch_size"])
-                   for a, b in bounds)
+        results = (work(model, collection, a, b) for a, b in bounds)
     for result in results:  # in chunk order, whichever engine made them
         summaries = {name: summaries[name].merge(result.summaries[name]) for name in layers}
         for name in layers:

@@ -82,7 +82,7 @@ def _reduce(maps: torch.Tensor, first: torch.Tensor, k: int):
     return values, positions, maps.flatten(2).amax(2).cpu(), maps.mean((2, 3)).double().cpu()
 
 
-def run_chunk(model: Model, layers: list[str], collection: Collection, k: int, start: int, stop: int,
+def run_chunk(model: Model, collection: Collection, start: int, stop: int, *, layers: list[str], k: int,
               batch_size: int) -> ChunkResult:
     """The pass over pictures [start, stop), in batches of `batch_size` counted from `start`."""
     key, fp = collection.key, fingerprint(model)

@@ -40,7 +40,7 @@ COMMANDS: dict[str, Command] = {
     "train-fashion": Command("train the classroom network fashion_cnn on Fashion-MNIST", "data", "train"),
     "explain": Command("which pixels made the network decide: one attribution map as PNG and .npy",
                        "attribution", "explain"),
-    "patches": Command("find the maximally activating patches of every channel of a layer (shardable)",
+    "patches": Command("find the maximally activating patches of every channel of a layer (locally or on Ray)",
                        "data", "patches"),
     "embed": Command("map features (or a collection's) to 2-D with t-SNE or PCA, as CSV or PNG", "embedding", "embed"),
     "classvis": Command("make an image the network takes for a class (class visualisation)", "synthesis", "classvis"),

@@ -45,35 +45,17 @@ def patches_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layer", help="a layer name (see the Activation maps page), e.g. blocks.3.0")
     p.add_argument("--collection", metavar="SRC", help="a folder, a .zip, samples or fashion-mnist")
     p.add_argument("--k", type=positive, default=9, help="patches kept per channel (default: 9)")
-    p.add_argument("--shard", type=_shard, metavar="I/N", help="only the I-th of N equal parts (I from 1 to N)")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local, or ray: the pass on RAY_ADDRESS's cluster, else a local Ray (default: local)")
     p.add_argument("--batch-size", type=positive, default=None, metavar="N",
                    help="pictures a batch (default: 64 on a GPU, 16 on a CPU)")
     p.add_argument("--out", type=Path, help="write the state (every channel's top k) to this .npz")
-    p.add_argument("--merge", nargs="+", type=Path, metavar="STATE", help="merge shard states into --out")
     p.add_argument("--state", type=Path, help="render from this saved state instead of computing one")
     p.add_argument("--channel", type=int, action="append", help="render this channel's patches (repeatable)")
     p.add_argument("--png", type=Path, metavar="DIR", help="folder for the rendered patches (with --channel)")
 
 
-def _shard(text: str) -> tuple[int, int]:
-    try:
-        i, n = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected I/N such as 1/4, got {text!r}") from None
-    if not 1 <= i <= n:
-        raise argparse.ArgumentTypeError(f"I must be between 1 and N in I/N, got {text!r}")
-    return i, n
-
-
 def patches_run(args: argparse.Namespace) -> int:
-    from vislib.data.patches import load_states
-    if args.merge:
-        if not args.out:
-            raise CommandError("--merge needs --out, the file to write the merged state to.")
-        merged = load_states(args.merge)
-        merged.save(args.out)
-        print(f"merged {len(args.merge)} states ({merged.images_seen} pictures) into {args.out}")
-        return OK
     if not args.collection:
         raise CommandError("Give --collection (a folder, a .zip, samples or fashion-mnist).")
     if not args.out and not args.channel:
@@ -84,7 +66,7 @@ def patches_run(args: argparse.Namespace) -> int:
         writable_file(args.out, (".npz",))
     from vislib.data.collections import open_collection
     from vislib.models import load_model
-    from vislib.data.patches import TopState, cached_state, patches, shard_indices, top_state
+    from vislib.data.patches import TopState, cached_state, patches, top_state
     collection = open_collection(args.collection)
     model = load_model(args.model)
     state = TopState.load(args.state) if args.state else None
@@ -99,13 +81,10 @@ def patches_run(args: argparse.Namespace) -> int:
     if state is None:
         def progress(done, total):
             print(f"{done}/{total} pictures", file=sys.stderr, flush=True)
-        if args.shard:
-            indices = shard_indices(len(collection), *args.shard)
-            state = top_state(model, layer, collection, args.k, indices, args.batch_size, progress)
-        elif args.out:
-            state = top_state(model, layer, collection, args.k, None, args.batch_size, progress)
+        if args.out:
+            state = top_state(model, layer, collection, args.k, None, args.batch_size, progress, engine=args.engine)
         else:
-            state = cached_state(model, layer, collection, args.k, progress)
+            state = cached_state(model, layer, collection, args.k, progress, engine=args.engine)
     if args.out:
         state.save(args.out)
         print(f"wrote the top {state.k} of {state.channels} channels over {state.images_seen} pictures to {args.out}")

@@ -21,6 +21,8 @@ def embed_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="t-SNE's seed (default: 0)")
     p.add_argument("--model", default="efficientnet_lite0", help="network for a collection (default: %(default)s)")
     p.add_argument("--layer", help="layer for a collection (default: the penultimate features)")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="the pass over a collection: local, or ray (RAY_ADDRESS's cluster, else a local Ray)")
     p.add_argument("--out", type=Path, help="a .csv (index, x, y[, label]) or .png file (default: CSV on stdout)")
     p.add_argument("--grid", action="store_true", help="with a collection and a .png: the pictures themselves, "
                    f"snapped to a square grid (at most {MAX_GRID})")
@@ -77,7 +79,7 @@ def _features(args: argparse.Namespace):
     def progress(done, total):
         print(f"features {done}/{total}", file=sys.stderr, end="\r", flush=True)
 
-    features = extract(model, collection, args.layer, progress=progress)
+    features = extract(model, collection, args.layer, progress=progress, engine=args.engine)
     print(file=sys.stderr)
     return features, collection
 

@@ -7,6 +7,7 @@ layer and the collection's content, so a second visit is a file read.
 """
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Sequence
 
@@ -89,25 +90,44 @@ def _cached(name: str, compute: Callable[[], np.ndarray | None]) -> np.ndarray |
 
 @falls_back
 def extract(model: Model, collection: Collection, layer: str | None = None, batch_size: int | None = None,
-            progress: Progress | None = None) -> np.ndarray:
+            progress: Progress | None = None, engine: str = "local") -> np.ndarray:
     """Features [N,C] float32: the penultimate vector (layer None) or a layer's channels averaged over space.
 
     `progress(done, total)` is called after each batch; when it returns False, the features of the
     pictures done so far come back (fewer rows) and nothing is cached. Cached on disk: a second call
-    reads the file.
+    reads the file. `engine="ray"` runs the pass on Ray (vislib.runtime.ray_pool), with the same result.
     """
+    if engine not in ("local", "ray"):
+        raise ValueError(f"Unknown engine {engine!r}; choose local or ray.")
+    batch = batch_size or default_batch(model)
     out = []
 
     def compute() -> np.ndarray | None:
-        for chunk, xs in prefetched(collection, model.preprocess, batch_size or default_batch(model)):
-            out.append(layer_output(model, torch.stack(xs), layer, _pooled).numpy())
-            if not report(progress, chunk[-1] + 1, len(collection)):
-                return None
+        if engine == "ray":
+            from vislib.runtime.ray_pool import chunks, map_chunks
+            bounds = chunks(len(collection), batch)
+            work = functools.partial(pooled_chunk, layer=layer, batch_size=batch)
+            for (_, stop), part in zip(bounds, map_chunks(work, model, collection, bounds)):
+                out.append(part)
+                if not report(progress, stop, len(collection)):
+                    return None
+        else:
+            for chunk, xs in prefetched(collection, model.preprocess, batch):
+                out.append(layer_output(model, torch.stack(xs), layer, _pooled).numpy())
+                if not report(progress, chunk[-1] + 1, len(collection)):
+                    return None
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
 
     name = f"{model.name}-{layer or 'penultimate'}-{fingerprint(model)}-{collection.key}"
     found = _cached(name.replace("/", "_"), compute)
     return found if found is not None else np.concatenate(out).astype(np.float32)
+
+
+def pooled_chunk(model: Model, collection: Collection, start: int, stop: int, *, layer: str | None,
+                 batch_size: int) -> np.ndarray:
+    """The features of pictures [start, stop), in batches counted from `start`: a Ray worker's part."""
+    return np.concatenate([layer_output(model, torch.stack(xs), layer, _pooled).numpy() for _, xs in
+                           prefetched(collection, model.preprocess, batch_size, range(start, stop))]).astype(np.float32)
 
 
 def thumbnail(image: Image.Image, size: int = 64) -> Image.Image:

@@ -14,6 +14,7 @@ examples; otherwise one picture may fill several slots with neighbouring cells.
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,18 +143,17 @@ def padded(values: torch.Tensor, positions: torch.Tensor, k: int) -> tuple[torch
     return values.float().cpu(), positions.cpu()
 
 
-def shard_indices(n: int, shard: int, shards: int) -> range:
-    """The contiguous part `shard` (1 to `shards`) of positions 0..n-1."""
-    if not 1 <= shard <= shards:
-        raise ValueError(f"A shard is I/N with I from 1 to N; got {shard}/{shards}.")
-    return range((shard - 1) * n // shards, shard * n // shards)
-
-
 @falls_back
 def top_state(model: Model, layer: str, collection: Collection, k: int = 9, indices=None,
-              batch_size: int | None = None, progress: Progress | None = None, per_picture: bool = False) -> TopState:
+              batch_size: int | None = None, progress: Progress | None = None, per_picture: bool = False,
+              engine: str = "local") -> TopState:
     """One pass over the collection (or the positions `indices` of it): the top k of every channel
-    (of cells, or with `per_picture` of pictures, each by its strongest cell)."""
+    (of cells, or with `per_picture` of pictures, each by its strongest cell). `engine="ray"` runs
+    the whole collection's pass on Ray in chunks folded with the exact merge: the same state."""
+    if engine == "ray":
+        return _on_ray(model, layer, collection, k, batch_size or default_batch(model), progress, per_picture)
+    if engine != "local":
+        raise ValueError(f"Unknown engine {engine!r}; choose local or ray.")
     info = model.layer(layer)
     c, (h, w) = info.channels, info.size
     values = torch.full((c, k), -torch.inf)
@@ -173,6 +173,25 @@ def top_state(model: Model, layer: str, collection: Collection, k: int = 9, indi
                     done, [shard], per_picture)
 
 
+def _on_ray(model: Model, layer: str, collection: Collection, k: int, batch: int, progress, per_picture: bool):
+    from vislib.runtime.ray_pool import chunks, map_chunks
+    model.layer(layer)  # LayerError here, not in a worker
+    bounds = chunks(len(collection), batch)
+    work = functools.partial(_chunk_state, layer=layer, k=k, batch_size=batch, per_picture=per_picture)
+    state = None
+    for (_, stop), part in zip(bounds, map_chunks(work, model, collection, bounds)):
+        state = part if state is None else state.merge(part)
+        if not report(progress, stop, len(collection)):
+            break
+    return state if state is not None else top_state(model, layer, collection, k, batch_size=batch,
+                                                     per_picture=per_picture)
+
+
+def _chunk_state(model: Model, collection: Collection, start: int, stop: int, *, layer: str, k: int,
+                 batch_size: int, per_picture: bool) -> TopState:
+    return top_state(model, layer, collection, k, range(start, stop), batch_size, per_picture=per_picture)
+
+
 def _cache_path(model: Model, layer: str, collection: Collection, k: int, per_picture: bool) -> Path:
     kind = "pictures" if per_picture else "cells"
     return cache_dir("patches") / f"{model.name}-{layer}-k{k}-{kind}-{fingerprint(model)}-{collection.key}.npz".replace(
@@ -189,13 +208,13 @@ def saved_state(model: Model, layer: str, collection: Collection, k: int = 9, pe
 
 
 def cached_state(model: Model, layer: str, collection: Collection, k: int = 9, progress: Progress | None = None,
-                 per_picture: bool = False) -> TopState:
+                 per_picture: bool = False, engine: str = "local") -> TopState:
     """top_state over the whole collection, kept on disk (one file for every channel of the layer)."""
     found = saved_state(model, layer, collection, k, per_picture)
     if found is not None:
         return found
     path = _cache_path(model, layer, collection, k, per_picture)
-    state = top_state(model, layer, collection, k, progress=progress, per_picture=per_picture)
+    state = top_state(model, layer, collection, k, progress=progress, per_picture=per_picture, engine=engine)
     if state.images_seen < len(collection):  # stopped part-way: shown, but not kept
         return state
     tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
@@ -227,14 +246,3 @@ def top_patches(model: Model, layer: str, channel: int, collection: Collection, 
     """The k patches of the collection that excite `channel` of `layer` most, highest first (with
     `per_picture`, from k different pictures: each picture's strongest cell)."""
     return patches(cached_state(model, layer, collection, k, per_picture=per_picture), model, collection, channel)
-
-
-def load_states(paths: list) -> TopState:
-    """Merge saved shard states into one."""
-    if not paths:
-        raise ValueError("Give at least one state file to merge.")
-    states = [TopState.load(Path(p)) for p in paths]
-    merged = states[0]
-    for s in states[1:]:
-        merged = merged.merge(s)
-    return merged

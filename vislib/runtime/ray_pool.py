@@ -1,15 +1,16 @@
-"""The atlas's pass on Ray Data, for a collection larger than one machine should read alone.
+"""Past one machine: a collection's pass in chunks on a Ray actor pool, results back in order.
 
-Ray is an optional extra (`pip install vislib[distributed]`) and is imported only here, only when
-`engine="ray"` is asked for. With RAY_ADDRESS set, the existing cluster is joined; otherwise a
+Ray is an optional extra (`pip install vislib[distributed]`) and is imported only here, only when a
+caller asks for `engine="ray"`. With RAY_ADDRESS set, the existing cluster is joined; otherwise a
 local Ray starts on this machine's loopback address (ray.init(address="local")), which is what a
 laptop needs and what the tests use.
 
 Shape (Ray Data batch inference): each row of the dataset is one chunk of the collection (its
-picture indices); an actor pool holds the network once per actor (one per GPU, or a share of the
-CPUs) and runs vislib's own decoding and `collect.run_chunk` on its rows; the driver folds the
-chunk results in chunk order with the exact merge. The chunks are the local engine's chunks, with
-the same batches inside, so the result equals the local engine's bit for bit.
+picture indices); an actor pool holds the network and the collection once per actor (one per GPU,
+or a share of the CPUs) and runs `work(model, collection, start, stop)` on its rows with vislib's
+own decoding; the caller folds the results in chunk order with its exact merge. The chunks hold
+whole batches counted from 0 and every actor computes with the driver's thread count, so the
+results equal the local engine's bit for bit.
 """
 from __future__ import annotations
 
@@ -17,16 +18,12 @@ import copy
 import dataclasses
 import os
 import pickle
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 
-from vislib.atlas import collect
-from vislib.data.collections import Collection
-from vislib.models import Model
 
-
-def start(workers: int | None = None):
+def start():
     """Join RAY_ADDRESS's cluster, or start a local Ray on loopback; returns the ray module."""
     if "ray" not in globals():
         if not os.environ.get("RAY_ADDRESS"):
@@ -50,51 +47,52 @@ def start(workers: int | None = None):
     return ray
 
 
-class _PassActor:
-    """Holds the network and the collection once; each call runs the pass over its chunks."""
+def chunks(n: int, batch_size: int, batches: int = 8, first: int = 0) -> list[tuple[int, int]]:
+    """[start, stop) bounds of whole batches counted from 0, `batches` batches a chunk, from `first`."""
+    size = batch_size * batches
+    return [(s, min(s + size, n)) for s in range(first, n, size)]
 
-    def __init__(self, model: Model, collection: Collection, layers: list[str], k: int, batch_size: int,
-                 threads: int):
+
+class _ChunkActor:
+    """Holds the network and the collection once; each call runs `work` on its chunks."""
+
+    def __init__(self, work: Callable, model, collection, threads: int):
         torch.set_num_threads(threads)  # this worker process's own setting, not the driver's
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.model = dataclasses.replace(model, net=model.net.to(device), device=torch.device(device), _layers=None)
-        self.collection, self.layers, self.k, self.batch_size = collection, layers, k, batch_size
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = dataclasses.replace(model, net=model.net.to(device), device=device, _layers=None)
+        self.work, self.collection = work, collection
 
     def __call__(self, rows: dict) -> dict:
-        results = [collect.run_chunk(self.model, self.layers, self.collection, self.k, int(a), int(b), self.batch_size)
-                   for a, b in zip(rows["start"], rows["stop"])]
+        results = [self.work(self.model, self.collection, int(a), int(b)) for a, b in zip(rows["start"], rows["stop"])]
         return {"start": rows["start"], "result": [pickle.dumps(r) for r in results]}
 
 
-def run_chunks(model: Model, layers: list[str], collection: Collection, k: int, bounds: list[tuple[int, int]],
-               batch_size: int, workers: int | None = None) -> Iterator[collect.ChunkResult]:
-    """The chunk results of `bounds`, in order, computed by a Ray actor pool."""
+def map_chunks(work: Callable, model, collection, bounds: Sequence[tuple[int, int]],
+               workers: int | None = None) -> Iterator:
+    """work(model, collection, start, stop) for each chunk of `bounds` on a Ray actor pool, in order.
+
+    `work` must be importable (a module-level function, or a functools.partial of one)."""
     if not bounds:
         return iter(())
     start()
     import ray.data  # binds `ray` too
 
     context = ray.data.DataContext.get_current()
-    context.execution_options.preserve_order = True  # the driver folds the chunks in order
+    context.execution_options.preserve_order = True  # the caller folds the chunks in order
     context.enable_progress_bars = False
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))
     cpus = max(1.0, float(resources.get("CPU", 1)))
-    workers = workers or gpus or 1
+    workers = workers or int(os.environ.get("VISLIB_RAY_WORKERS", 0)) or gpus or 1
     # An actor pool that takes every CPU leaves none for Ray's own read tasks and deadlocks: the
     # actors share all CPUs but one (fractionally on a small machine).
     per_actor = {"num_gpus": 1} if gpus else {"num_cpus": max(0.25, (cpus - 1) / workers)}
     # The driver's thread count in every actor: a CPU convolution's float sums depend on how it is
-    # split over threads, and the atlas must equal the local engine's bit for bit (2 actors with 1
-    # thread each differed in the last bits on this 2-core machine).
+    # split over threads (2 actors with 1 thread each differed in the last bits on 2 cores).
     threads = torch.get_num_threads()
     with model.running() as net:  # inside, no other job's hooks are on the network to be copied
-        shipped = dataclasses.replace(model, net=copy.deepcopy(net).cpu(), device=_cpu(), _layers=None)
+        shipped = dataclasses.replace(model, net=copy.deepcopy(net).cpu(), device=torch.device("cpu"), _layers=None)
     rows = ray.data.from_items([{"start": a, "stop": b} for a, b in bounds], override_num_blocks=len(bounds))
-    done = rows.map_batches(_PassActor, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers),
-                            fn_constructor_args=(shipped, collection, layers, k, batch_size, threads), **per_actor)
+    done = rows.map_batches(_ChunkActor, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers),
+                            fn_constructor_args=(work, shipped, collection, threads), **per_actor)
     return (pickle.loads(row["result"]) for row in done.iter_rows())
-
-
-def _cpu():
-    return torch.device("cpu")
