@@ -111,3 +111,21 @@ def test_the_ray_engine_on_a_local_cluster_equals_the_local_engine(net, pictures
         assert np.array_equal(local.values, distributed.values) and np.array_equal(local.positions,
                                                                                     distributed.positions)
         assert distributed.images_seen == len(pictures)
+
+
+def test_a_visualised_atlas_stores_each_units_examples_and_pictures(net, pictures, tmp_path):
+    """With visualize, the build stores every example's patch and guided view (the unit page then
+    decodes no picture) and a feature visualisation per channel; they equal what is computed live."""
+    from types import SimpleNamespace
+
+    from vislib import units
+    built = atlas.build(net, ["conv3"], pictures, tmp_path, k=4, steps=2, batch_size=8)
+    assert built.complete and built.feature_visualization("conv3", 5).size == (112, 112)
+    stored = units.from_atlas(net, built, "conv3", 5, pictures)
+    listed = SimpleNamespace(examples=built.examples, cells=built.cells)  # no stored pictures: computed
+    live = units.from_atlas(net, listed, "conv3", 5, pictures)
+    assert [(e.index, e.activation, e.cell, e.box) for e in stored] == [(e.index, e.activation, e.cell, e.box)
+                                                                          for e in live]
+    for a, b in zip(stored, live):
+        assert np.array_equal(np.asarray(a.image), np.asarray(b.image))
+        assert np.array_equal(np.asarray(a.guided), np.asarray(b.guided))

@@ -77,11 +77,13 @@ def build(model: Model, layers: list[str], collection: Collection, out_dir, *, k
     manifest = _start(folder, _manifest(model, layers, collection, chosen, source))
     n = len(collection)
     channels = sum(model.layer(name).channels for name in layers) if visualize else 0
-    total = n + channels
+    total = n + 2 * channels
     if not manifest["pass_complete"]:
         if not _collection_pass(model, layers, collection, folder, manifest, engine, progress, total):
             return Atlas(folder)
-    if visualize and not _visualize_all(model, layers, folder, chosen, progress, n, total):
+    if visualize and not _store_examples(model, layers, collection, folder, progress, n, total):
+        return Atlas(folder)
+    if visualize and not _visualize_all(model, layers, folder, chosen, progress, n + channels, total):
         return Atlas(folder)
     manifest["complete"] = True
     store.write_json(folder / "manifest.json", manifest)
@@ -113,6 +115,24 @@ def _collection_pass(model, layers, collection, folder, manifest, engine, progre
         store.save_layer(folder, name, summaries[name])
     manifest["pass_complete"] = True
     store.write_json(folder / "manifest.json", manifest)
+    return True
+
+
+def _store_examples(model, layers, collection, folder, progress, done, total) -> bool:
+    """Each channel's examples with their guided views, as pictures; False when stopped."""
+    from vislib.atlas.reader import Atlas
+    from vislib.units.guided import from_atlas
+
+    found = Atlas(folder)
+    for name in layers:
+        for c in range(model.layer(name).channels):
+            done += 1
+            if store.load_examples(folder, name, c) is not None:
+                continue
+            made = from_atlas(model, found, name, c, collection)
+            store.save_examples(folder, name, c, [(e.image, e.guided) for e in made])
+            if not report(progress, done, total):
+                return False
     return True
 
 

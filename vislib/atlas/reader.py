@@ -83,6 +83,11 @@ class Atlas:
         self.unit(layer, channel)
         return store.load_maxima(self.folder, layer, channel)
 
+    def example_pictures(self, layer: str, channel: int) -> list[tuple[Image.Image, Image.Image]] | None:
+        """Each example's (patch, guided view) as the build stored them, or None if it did not."""
+        self.unit(layer, channel)
+        return store.load_examples(self.folder, layer, channel)
+
     def feature_visualization(self, layer: str, channel: int) -> Image.Image | None:
         """The channel's feature visualisation, or None if the build has not made it (yet)."""
         self.unit(layer, channel)

@@ -6,6 +6,8 @@
                                   after each chunk: a build stopped at any moment resumes from the last one
     DIR/maxima/LAYER/START.npy    every picture's strongest activation per channel, one file per chunk
     DIR/layers/LAYER.json         when the pass is complete: per channel its examples and statistics
+    DIR/examples/LAYER/CHANNEL/   each example's patch and guided view as PNGs (written when the
+                                  pass is complete, `done` last), so a unit's page needs no picture
     DIR/fv/LAYER/CHANNEL.png      feature visualisations
 Every file is written to a temporary name and renamed, so a reader never sees half a file.
 """
@@ -102,6 +104,28 @@ def layer_table(summary: LayerSummary) -> list[dict]:
 
 def save_layer(folder: Path, layer: str, summary: LayerSummary) -> None:
     write_json(Path(folder, "layers", f"{layer}.json"), layer_table(summary))
+
+
+def example_dir(folder: Path, layer: str, channel: int) -> Path:
+    return Path(folder, "examples", layer, f"{channel:05d}")
+
+
+def save_examples(folder: Path, layer: str, channel: int, pictures: list[tuple[Image.Image, Image.Image]]) -> None:
+    """Each example's (patch, guided view), then a `done` mark: a folder without it is made again."""
+    where = example_dir(folder, layer, channel)
+    for rank, (patch, guided) in enumerate(pictures):
+        _atomic(where / f"{rank:02d}-patch.png", lambda f, im=patch: im.save(f, format="PNG"))
+        _atomic(where / f"{rank:02d}-guided.png", lambda f, im=guided: im.save(f, format="PNG"))
+    _atomic(where / "done", lambda f: f.write(b"%d\n" % len(pictures)))
+
+
+def load_examples(folder: Path, layer: str, channel: int) -> list[tuple[Image.Image, Image.Image]] | None:
+    where = example_dir(folder, layer, channel)
+    if not (where / "done").exists():
+        return None
+    count = int((where / "done").read_text())
+    return [tuple(Image.open(where / f"{rank:02d}-{kind}.png").convert("RGB") for kind in ("patch", "guided"))
+            for rank in range(count)]
 
 
 def fv_path(folder: Path, layer: str, channel: int) -> Path:

@@ -1,7 +1,8 @@
 """What one unit (a channel of a layer) detects: its feature visualisation, its dataset examples
 with guided backprop inside each, its activations over a collection and its effect on the class
 scores."""
-from vislib.units.examples import Example, examples, from_atlas, unit_gradients
+from vislib.units.examples import examples
+from vislib.units.guided import Example, from_atlas, unit_gradients
 from vislib.atlas.survey import survey, survey_if_done
 from vislib.units.effects import class_effects
 from vislib.units.visualize import (DEFAULT_PRESET, PRESETS, canvas_size, feature_visualization,
