@@ -35,8 +35,9 @@ with after:
 
 from_atlas = unit_ui.open_atlas_for(model, info.name)
 st.header("The picture it likes best")
-if from_atlas is not None and from_atlas.feature_visualization(info.name, channel) is not None:
-    st.image(from_atlas.feature_visualization(info.name, channel), width=150, caption="from the atlas")
+atlas_picture = from_atlas.feature_visualization(info.name, channel) if from_atlas is not None else None
+if atlas_picture is not None:
+    st.image(atlas_picture, width=150, caption="from the atlas")
 unit_ui.feature_visualizations(model, model_key, info.name, channel)
 
 st.header("The pictures that excite it most")

@@ -28,12 +28,9 @@ def survey(model, model_key: str, layer: str, collection, collection_key: str):
 
 
 @st.cache_data(max_entries=32, show_spinner="Guided backprop of each example...")
-def _examples(_model, model_key, layer, channel, _collection, collection_key, _survey):
+def examples(_model, model_key, layer, channel, _collection, collection_key, _survey):
+    """The unit's examples with their guided views (read from the atlas when it stored them)."""
     return units.from_atlas(_model, _survey, layer, channel, _collection)
-
-
-def examples(model, model_key, layer, channel, collection, collection_key, found_survey):
-    return _examples(model, model_key, layer, channel, collection, collection_key, found_survey)
 
 
 def feature_visualizations(model, model_key: str, layer: str, channel: int) -> None:

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from vislib.atlas import collect, store
+from vislib.data.batches import chunks
 from vislib.data.collections import Collection, open_collection
 from vislib.models import Model, fingerprint
 from vislib.runtime import Progress, batch_size as choose_batch, report
@@ -95,7 +96,7 @@ def _collection_pass(model, layers, collection, folder, manifest, engine, progre
     chosen, n = manifest["settings"], len(collection)
     empty = collect.empty(model, layers, collection, chosen["k"])
     summaries = store.load_pass(folder, empty) if manifest["done"] else empty
-    bounds = [(s, min(s + chosen["chunk"], n)) for s in range(manifest["done"], n, chosen["chunk"])]
+    bounds = chunks(n, chosen["batch_size"], CHUNK_BATCHES, first=manifest["done"])
     work = functools.partial(collect.run_chunk, layers=layers, k=chosen["k"], batch_size=chosen["batch_size"])
     if engine == "ray":
         from vislib.runtime.ray_pool import map_chunks
@@ -127,7 +128,7 @@ def _store_examples(model, layers, collection, folder, progress, done, total) ->
     for name in layers:
         for c in range(model.layer(name).channels):
             done += 1
-            if store.load_examples(folder, name, c) is not None:
+            if store.examples_done(folder, name, c):
                 continue
             made = from_atlas(model, found, name, c, collection)
             store.save_examples(folder, name, c, [(e.image, e.guided) for e in made])

@@ -17,7 +17,7 @@ import torch
 from vislib.data.batches import prefetched
 from vislib.data.collections import Collection
 from vislib.data.features import layer_outputs
-from vislib.data.patches import TopState, best_of, picture_top
+from vislib.data.patches import EMPTY, TopState, best_of, picture_top
 from vislib.models import Model, fingerprint
 
 
@@ -70,7 +70,7 @@ def empty(model: Model, layers: list[str], collection: Collection, k: int) -> di
         info = model.layer(name)
         c = info.channels
         state = TopState(fingerprint(model), name, collection.key, k, info.size,
-                         np.full((c, k), -np.inf, np.float32), np.full((c, k), np.iinfo(np.int64).max, np.int64),
+                         np.full((c, k), -np.inf, np.float32), np.full((c, k), EMPTY, np.int64),
                          0, [], per_picture=True)
         out[name] = LayerSummary(state, np.zeros(c), np.zeros(c), np.full(c, -np.inf, np.float32), np.zeros(c, np.int64))
     return out

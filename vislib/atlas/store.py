@@ -119,9 +119,13 @@ def save_examples(folder: Path, layer: str, channel: int, pictures: list[tuple[I
     _atomic(where / "done", lambda f: f.write(b"%d\n" % len(pictures)))
 
 
+def examples_done(folder: Path, layer: str, channel: int) -> bool:
+    return (example_dir(folder, layer, channel) / "done").exists()
+
+
 def load_examples(folder: Path, layer: str, channel: int) -> list[tuple[Image.Image, Image.Image]] | None:
     where = example_dir(folder, layer, channel)
-    if not (where / "done").exists():
+    if not examples_done(folder, layer, channel):
         return None
     count = int((where / "done").read_text())
     return [tuple(Image.open(where / f"{rank:02d}-{kind}.png").convert("RGB") for kind in ("patch", "guided"))

@@ -53,3 +53,9 @@ def prefetched(collection: Sequence, prepare: Callable[[Image.Image], object], b
     """Yield (positions, prepared pictures) of a collection batch by batch (all, or `indices`)."""
     positions = range(len(collection)) if indices is None else indices
     return batches_ahead(positions, lambda i: prepare(collection[i][0]), batch_size)
+
+
+def chunks(n: int, batch_size: int, batches: int = 8, first: int = 0) -> list[tuple[int, int]]:
+    """[start, stop) bounds of whole batches counted from 0, `batches` batches a chunk, from `first`."""
+    size = batch_size * batches
+    return [(s, min(s + size, n)) for s in range(first, n, size)]

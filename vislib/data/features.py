@@ -16,7 +16,7 @@ import torch
 from PIL import Image, ImageOps
 
 from vislib.data.collections import Collection, cache_dir
-from vislib.data.batches import prefetched
+from vislib.data.batches import chunks, prefetched
 from vislib.runtime import Progress, batch_size as choose_batch, falls_back, report
 from vislib.models import Model, fingerprint, penultimate
 
@@ -104,7 +104,7 @@ def extract(model: Model, collection: Collection, layer: str | None = None, batc
 
     def compute() -> np.ndarray | None:
         if engine == "ray":
-            from vislib.runtime.ray_pool import chunks, map_chunks
+            from vislib.runtime.ray_pool import map_chunks
             bounds = chunks(len(collection), batch)
             work = functools.partial(pooled_chunk, layer=layer, batch_size=batch)
             for (_, stop), part in zip(bounds, map_chunks(work, model, collection, bounds)):

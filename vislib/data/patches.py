@@ -24,12 +24,12 @@ import torch
 from PIL import Image
 
 from vislib.data.collections import Collection, cache_dir
-from vislib.data.batches import prefetched
+from vislib.data.batches import chunks, prefetched
 from vislib.data.features import default_batch, layer_output
 from vislib.runtime import Progress, falls_back, report
 from vislib.models import Model, fingerprint
 
-_NONE = np.iinfo(np.int64).max  # the position of an empty slot: sorts after every real one
+EMPTY = np.iinfo(np.int64).max  # the position of an empty slot: sorts after every real one
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class TopState:
     """Per channel, the k strongest cells seen: values [C,k] (highest first) and positions [C,k].
 
     A position is image index * cells + cell (cells = H*W of the layer's map); empty slots hold
-    -inf and _NONE. `model` is the network's fingerprint, `collection` the collection's key;
+    -inf and EMPTY. `model` is the network's fingerprint, `collection` the collection's key;
     `per_picture`: one entry per picture (its strongest cell).
     """
     model: str
@@ -139,7 +139,7 @@ def padded(values: torch.Tensor, positions: torch.Tensor, k: int) -> tuple[torch
     c, kk = values.shape
     if kk < k:
         values = torch.cat([values, values.new_full((c, k - kk), -torch.inf)], 1)
-        positions = torch.cat([positions, positions.new_full((c, k - kk), _NONE)], 1)
+        positions = torch.cat([positions, positions.new_full((c, k - kk), EMPTY)], 1)
     return values.float().cpu(), positions.cpu()
 
 
@@ -157,7 +157,7 @@ def top_state(model: Model, layer: str, collection: Collection, k: int = 9, indi
     info = model.layer(layer)
     c, (h, w) = info.channels, info.size
     values = torch.full((c, k), -torch.inf)
-    positions = torch.full((c, k), _NONE, dtype=torch.int64)
+    positions = torch.full((c, k), EMPTY, dtype=torch.int64)
     positions_all = range(len(collection)) if indices is None else indices
     done = 0
     for chunk, xs in prefetched(collection, model.preprocess, batch_size or default_batch(model), positions_all):
@@ -174,7 +174,7 @@ def top_state(model: Model, layer: str, collection: Collection, k: int = 9, indi
 
 
 def _on_ray(model: Model, layer: str, collection: Collection, k: int, batch: int, progress, per_picture: bool):
-    from vislib.runtime.ray_pool import chunks, map_chunks
+    from vislib.runtime.ray_pool import map_chunks
     model.layer(layer)  # LayerError here, not in a worker
     bounds = chunks(len(collection), batch)
     work = functools.partial(_chunk_state, layer=layer, k=k, batch_size=batch, per_picture=per_picture)
@@ -231,7 +231,7 @@ def patches(state: TopState, model: Model, collection: Collection, channel: int,
     cells = state.map_size[0] * state.map_size[1]
     out = []
     for value, position in zip(state.values[channel][:k], state.positions[channel][:k]):
-        if position == _NONE:
+        if position == EMPTY:
             break
         index, cell = divmod(int(position), cells)
         row, col = divmod(cell, state.map_size[1])

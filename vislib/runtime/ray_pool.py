@@ -9,7 +9,7 @@ Shape (Ray Data batch inference): each row of the dataset is one chunk of the co
 picture indices); an actor pool holds the network and the collection once per actor (one per GPU,
 or a share of the CPUs) and runs `work(model, collection, start, stop)` on its rows with vislib's
 own decoding; the caller folds the results in chunk order with its exact merge. The chunks hold
-whole batches counted from 0 and every actor computes with the driver's thread count, so the
+whole batches counted from 0 (`vislib.data.batches.chunks`) and every actor computes with the driver's thread count, so the
 results equal the local engine's bit for bit.
 """
 from __future__ import annotations
@@ -25,18 +25,15 @@ import torch
 
 def start():
     """Join RAY_ADDRESS's cluster, or start a local Ray on loopback; returns the ray module."""
-    if "ray" not in globals():
-        if not os.environ.get("RAY_ADDRESS"):
-            # Ray binds a local instance to the machine's outward address unless told it is a
-            # single machine; loopback keeps a laptop's Ray off the network. Read when Ray is first
-            # imported, so this must come before anything imports it.
-            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-        try:
-            import ray
-        except ImportError as err:
-            raise RuntimeError("The Ray engine needs Ray: pip install 'vislib[distributed]'.") from err
-        globals()["ray"] = ray
-    ray = globals()["ray"]
+    if not os.environ.get("RAY_ADDRESS"):
+        # Ray binds a local instance to the machine's outward address unless told it is a single
+        # machine; loopback keeps a laptop's Ray off the network. Read when Ray is first imported,
+        # so this must come before anything imports it.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    try:
+        import ray
+    except ImportError as err:
+        raise RuntimeError("The Ray engine needs Ray: pip install 'vislib[distributed]'.") from err
     if not ray.is_initialized():
         address = os.environ.get("RAY_ADDRESS")
         options = {"include_dashboard": False, "log_to_driver": False, "logging_level": "WARNING"}
@@ -45,12 +42,6 @@ def start():
         else:
             ray.init(address="local", num_cpus=os.cpu_count(), **options)
     return ray
-
-
-def chunks(n: int, batch_size: int, batches: int = 8, first: int = 0) -> list[tuple[int, int]]:
-    """[start, stop) bounds of whole batches counted from 0, `batches` batches a chunk, from `first`."""
-    size = batch_size * batches
-    return [(s, min(s + size, n)) for s in range(first, n, size)]
 
 
 class _ChunkActor:

@@ -74,15 +74,14 @@ def from_atlas(model: Model, source, layer: str, channel: int, collection: Colle
     if stored is not None and len(stored) == len(listed):
         return [Example(index, info.box(*cell, model.input_size), activation, patch, cell, guided=view)
                 for ((index, activation), cell), (patch, view) in zip(listed, stored)]
+    inputs = [model.preprocess(collection[index][0]) for (index, _), _ in listed]  # each picture decoded once
     found = []
-    for (index, activation), cell in listed:
+    for ((index, activation), cell), x in zip(listed, inputs):
         box = info.box(*cell, model.input_size)
-        seen = model.to_image(model.preprocess(collection[index][0]))
-        found.append(Patch(index, box, activation, seen.crop(box), cell))
+        found.append(Patch(index, box, activation, model.to_image(x).crop(box), cell))
     if not guided or not found:
         return [Example(**vars(p)) for p in found]
-    x = torch.stack([model.preprocess(collection[p.index][0]) for p in found])
-    grads = unit_gradients(model, x, layer, channel, [p.cell for p in found])
+    grads = unit_gradients(model, torch.stack(inputs), layer, channel, [p.cell for p in found])
     out = []
     for p, g in zip(found, grads):
         x0, y0, x1, y1 = p.box
