@@ -159,3 +159,59 @@ def test_fashion_mnist_has_ten_thousand_labelled_test_pictures():
     image, label = c[0]
     assert image.size == (28, 28) and image.mode == "RGB" and label == 9  # the first test picture is a boot
     assert np.bincount(c.labels).tolist() == [1000] * 10
+
+
+# ---------------------------------------------------------------- torchvision's downloads
+
+def _refuse(*args, **kwargs):
+    import urllib.error
+    raise urllib.error.URLError("no route to host")
+
+
+@pytest.mark.parametrize("name, module, title, host", [
+    ("cifar-10", "cifar", "CIFAR-10", "www.cs.toronto.edu"),
+    ("imagenette", "imagenette", "Imagenette", "s3.amazonaws.com")])
+def test_a_download_that_cannot_happen_is_one_sentence(name, module, title, host, tmp_path, monkeypatch):
+    import importlib
+    monkeypatch.setenv("VISLIB_CACHE", str(tmp_path))
+    monkeypatch.setattr(importlib.import_module(f"torchvision.datasets.{module}"), "download_and_extract_archive",
+                        _refuse)
+    with pytest.raises(CollectionError) as err:
+        open_collection(name)
+    assert str(err.value) == (f"{title} is not on this machine and could not be downloaded from {host}; connect "
+                              f"to the internet once and it is kept in {tmp_path / 'torchvision'}.")
+
+
+def test_cifar10_reads_torchvision_s_files_as_pictures_with_labels(tmp_path, monkeypatch):
+    import pickle
+    import torchvision.datasets.cifar as cifar
+    monkeypatch.setenv("VISLIB_CACHE", str(tmp_path))
+    monkeypatch.setattr(cifar, "check_integrity", lambda *a, **k: True)  # our tiny files have other MD5s
+    monkeypatch.setattr(cifar, "download_and_extract_archive", _refuse)  # and nothing is downloaded
+    folder = tmp_path / "torchvision" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    pixels = np.random.default_rng(0).integers(0, 256, (3, 3 * 32 * 32), dtype=np.uint8)
+    (folder / "test_batch").write_bytes(pickle.dumps({"data": pixels, "labels": [2, 0, 9]}))
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": names}))
+    collection = open_collection("cifar-10")
+    assert len(collection) == 3 and collection.classes == names and collection.labels == [2, 0, 9]
+    picture, label = collection[1]
+    assert label == 0 and picture.size == (32, 32) and picture.mode == "RGB"
+    assert np.array_equal(np.asarray(picture), pixels[1].reshape(3, 32, 32).transpose(1, 2, 0))
+    assert collection.key.startswith("cifar10-test-")
+
+
+def test_imagenette_reads_the_extracted_folder_with_its_class_names(tmp_path, monkeypatch):
+    import torchvision.datasets.imagenette as imagenette
+    monkeypatch.setenv("VISLIB_CACHE", str(tmp_path))
+    monkeypatch.setattr(imagenette, "download_and_extract_archive", _refuse)  # already extracted: no download
+    root = tmp_path / "torchvision" / "imagenette2-160" / "val"
+    for rel, colour in [("n01440764/a.JPEG", (200, 0, 0)), ("n02102040/b.JPEG", (0, 200, 0)),
+                        ("n02102040/c.JPEG", (0, 0, 200))]:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (40, 30), colour).save(root / rel, format="JPEG")
+    collection = open_collection("imagenette")
+    assert collection.classes == ["tench", "English springer"] and collection.labels == [0, 1, 1]
+    picture, label = collection[2]
+    assert label == 1 and picture.size == (40, 30) and np.asarray(picture)[15, 20, 2] > 150

@@ -1,4 +1,5 @@
-"""The collection picker the dataset pages share: built-in samples, Fashion-MNIST, a folder, a zip.
+"""The collection picker the dataset pages share: built-in samples, Fashion-MNIST, Imagenette and
+CIFAR-10 (torchvision downloads, kept after the first time), a folder, a zip.
 
 Collections from the server (samples, Fashion-MNIST, a folder) are opened once for every session
 (`st.cache_resource`; they decode lazily and are never changed); an uploaded zip belongs to the
@@ -10,15 +11,13 @@ import streamlit as st
 
 from vislib.data import collections as datasets
 
-SOURCES = {
-    "samples": "Built-in sample pictures",
-    "fashion-mnist": "Fashion-MNIST (10,000 test pictures)",
+SOURCES = {name: label for name, (label, _) in datasets.NAMED.items() if name != "fashion-mnist-test"} | {
     "folder": "A folder on the server",
     "zip": "A zip of your pictures",
 }
 
 
-@st.cache_resource(max_entries=8, show_spinner="Opening the collection...")
+@st.cache_resource(max_entries=8, show_spinner="Opening the collection (a download takes a minute the first time)...")
 def _shared(source: str) -> datasets.Collection:
     return datasets.open_collection(source)
 

@@ -13,7 +13,7 @@ def atlas_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="the atlas folder")
     p.add_argument("--model", default="efficientnet_lite0", help="a model of the zoo (default: %(default)s)")
     p.add_argument("--layers", help="layer names separated by commas, e.g. blocks.2.0,blocks.4.0")
-    p.add_argument("--collection", metavar="SRC", help="a folder, a .zip, samples or fashion-mnist")
+    p.add_argument("--collection", metavar="SRC", help="a folder, a .zip, samples, fashion-mnist, imagenette or cifar-10")
     p.add_argument("--k", type=positive, default=9, help="top pictures kept per channel (default: 9)")
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local, or ray: RAY_ADDRESS's cluster, else a local Ray (default: local)")

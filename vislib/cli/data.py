@@ -43,7 +43,7 @@ def train_run(args: argparse.Namespace) -> int:
 def patches_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="efficientnet_lite0", help="a model of the zoo (default: %(default)s)")
     p.add_argument("--layer", help="a layer name (see the Activation maps page), e.g. blocks.3.0")
-    p.add_argument("--collection", metavar="SRC", help="a folder, a .zip, samples or fashion-mnist")
+    p.add_argument("--collection", metavar="SRC", help="a folder, a .zip, samples, fashion-mnist, imagenette or cifar-10")
     p.add_argument("--k", type=positive, default=9, help="patches kept per channel (default: 9)")
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local, or ray: the pass on RAY_ADDRESS's cluster, else a local Ray (default: local)")
@@ -57,7 +57,7 @@ def patches_args(p: argparse.ArgumentParser) -> None:
 
 def patches_run(args: argparse.Namespace) -> int:
     if not args.collection:
-        raise CommandError("Give --collection (a folder, a .zip, samples or fashion-mnist).")
+        raise CommandError("Give --collection (a folder, a .zip, samples, fashion-mnist, imagenette or cifar-10).")
     if not args.out and not args.channel:
         raise CommandError("Give --out to save the state, or --channel and --png to render patches.")
     if args.channel and not args.png:

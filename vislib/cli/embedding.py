@@ -15,7 +15,7 @@ MAX_GRID = 4096  # pictures on a grid PNG: the optimal assignment is N x N
 
 def embed_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", metavar="SOURCE", help="a .npy file of features [N, D], or a collection: a folder, "
-                   "a .zip, samples or fashion-mnist (its features are extracted with --model)")
+                   "a .zip, samples, fashion-mnist, imagenette or cifar-10 (its features are extracted with --model)")
     p.add_argument("--method", choices=["tsne", "pca"], default="tsne", help="(default: %(default)s)")
     p.add_argument("--perplexity", type=float, default=30.0, help="t-SNE's neighbourhood size (default: 30)")
     p.add_argument("--seed", type=int, default=0, help="t-SNE's seed (default: 0)")

@@ -1,4 +1,5 @@
-"""Image collections: a folder, a zip of one, the built-in samples, Fashion-MNIST.
+"""Image collections: a folder, a zip of one, the built-in samples, Fashion-MNIST, and torchvision's
+downloads of Imagenette and CIFAR-10.
 
 A Collection is a sequence of (RGB picture, label index or None) that decodes lazily: opening
 a folder of 10,000 photos reads only their headers. `key` names the content (file list, sizes
@@ -100,11 +101,10 @@ class Collection(Sequence):
 
 
 def open_collection(source) -> Collection:
-    """A folder, a .zip (path, bytes or binary file), "samples" or "fashion-mnist"."""
-    if isinstance(source, str) and source == "samples":
-        return _samples()
-    if isinstance(source, str) and source in ("fashion-mnist", "fashion-mnist-test"):
-        return fashion_mnist_collection("test")
+    """A folder, a .zip (path, bytes or binary file), or a name of NAMED ("samples", "fashion-mnist",
+    "imagenette", "cifar-10")."""
+    if isinstance(source, str) and source in NAMED:
+        return NAMED[source][1]()
     if isinstance(source, (str, os.PathLike)):
         path = Path(source).expanduser()
         if path.is_dir():
@@ -301,3 +301,50 @@ def fashion_mnist_collection(split: str = "test") -> Collection:
     return Collection(f"Fashion-MNIST {split}", f"fashion-{split}-{key}", images,
                       lambda a: Image.fromarray(a).convert("RGB"), labels.tolist(), list(FASHION_CLASSES),
                       f"Fashion-MNIST {split} split from {note}")
+
+
+# ---------------------------------------------------------------- torchvision's downloads
+
+def _download(title: str, host: str, make: Callable[[str], object]):
+    """torchvision's dataset object, downloaded into vislib's cache the first time (torchvision
+    checks the archive's MD5 and skips what is already there); offline, one sentence."""
+    root = cache_dir("torchvision")
+    try:
+        return make(str(root)), root
+    except Exception as err:  # URLError, HTTP errors, a damaged partial download, a full disk
+        raise CollectionError(f"{title} is not on this machine and could not be downloaded from {host}; "
+                              f"connect to the internet once and it is kept in {root}.") from err
+
+
+def imagenette_collection() -> Collection:
+    """Imagenette's validation split (3,925 photos of 10 easy ImageNet classes, 160 px; fast.ai's
+    subset): real photos with ImageNet labels, the dataset a laptop can afford."""
+    from torchvision.datasets import Imagenette
+    data, root = _download("Imagenette", "s3.amazonaws.com",
+                           lambda r: Imagenette(r, split="val", size="160px", download=True))
+    paths = [path for path, _ in data._samples]  # torchvision's listing; vislib's own decoding reads them
+    labels = [label for _, label in data._samples]
+    listing = hashlib.sha1("\n".join(f"{Path(p).relative_to(root)}\0{os.path.getsize(p)}" for p in paths).encode())
+    classes = [names[0] for names in data.classes]
+    return Collection("Imagenette val", f"imagenette-{listing.hexdigest()[:16]}", paths, load_image, labels,
+                      classes, f"Imagenette (160 px, validation split), torchvision's download in {root}")
+
+
+def cifar10_collection() -> Collection:
+    """CIFAR-10's test split: 10,000 pictures of 32 x 32 pixels in 10 classes (Krizhevsky 2009)."""
+    from torchvision.datasets import CIFAR10
+    data, root = _download("CIFAR-10", "www.cs.toronto.edu",
+                           lambda r: CIFAR10(r, train=False, download=True))
+    images, labels = np.asarray(data.data), [int(t) for t in data.targets]
+    key = hashlib.sha1(images.tobytes() + bytes(labels)).hexdigest()[:16]
+    return Collection("CIFAR-10 test", f"cifar10-test-{key}", images, Image.fromarray, labels, list(data.classes),
+                      f"CIFAR-10 test split, torchvision's download in {root}")
+
+
+NAMED: dict[str, tuple[str, Callable[[], Collection]]] = {  # name -> (what a picker shows, how it opens)
+    "samples": ("Built-in sample pictures", _samples),
+    "fashion-mnist": ("Fashion-MNIST (10,000 test pictures)", lambda: fashion_mnist_collection("test")),
+    "imagenette": ("Imagenette (3,925 photos of 10 ImageNet classes; downloaded once)", imagenette_collection),
+    "cifar-10": ("CIFAR-10 (10,000 test pictures of 32 px; downloaded once)", cifar10_collection),
+}
+NAMED["fashion-mnist-test"] = NAMED["fashion-mnist"]
