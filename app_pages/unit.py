@@ -72,8 +72,11 @@ fig = go.Figure(go.Histogram(x=np.asarray(values), nbinsx=40, marker_color="#4c7
 fig.update_layout(height=260, margin=dict(l=0, r=0, t=30, b=0), title="Strongest activation in each picture",
                   xaxis_title="activation", yaxis_title="pictures")
 st.plotly_chart(fig, key=f"unit-hist-{info.name}-{channel}")
-st.caption(f"Fires (above zero somewhere) in {unit['fired']:.0%} of the {len(values):,} pictures; mean activation "
-           f"{unit['mean']:.3f}, peak {unit['peak']:.3f}.")
+# The histogram counts each picture's strongest cell; the mean is over every cell of every picture (its map's
+# average), which sits far lower and can be negative - said in words, so the two are not read as one scale.
+st.caption(f"Fires (above zero somewhere) in {unit['fired']:.0%} of the {len(values):,} pictures; its highest "
+           f"activation anywhere is {unit['peak']:.3f}; averaged over all cells of all pictures it is "
+           f"{unit['mean']:.3f}.")
 
 st.header("The classes it pushes up")
 unit_ui.class_effects(model, model_key, info.name, channel, collection, collection_key)
