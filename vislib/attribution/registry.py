@@ -2,8 +2,8 @@
 line and the docs need to know of it - its function, its label, its group, a classroom-length
 explanation, and its parameters with their types, defaults (the function's own) and help.
 
-A new method is one function (in the module of its group: `gradients`, `cams`, `perturbation`;
-relevance methods will get theirs) and one entry in METHODS; the page, `attribute` and
+A new method is one function (in the module of its group: `gradients`, `cams` and `cam_family`,
+`perturbation` and `rise`, `relevance`, `baselines`) and one entry in METHODS; the page, `attribute` and
 `vislib explain --param NAME=VALUE` pick it up from here.
 """
 from __future__ import annotations
@@ -15,9 +15,14 @@ from typing import Callable
 
 import torch
 
+from vislib.attribution import baselines
+from vislib.attribution.cam_family import (ablationcam, eigencam, gradcam_plus_plus, hirescam, layercam, scorecam,
+                                           xgradcam)
 from vislib.attribution.cams import gradcam, guided_gradcam
 from vislib.attribution.gradients import BASELINES, guided_backprop, integrated_gradients, saliency, smoothgrad
 from vislib.attribution.perturbation import occlusion
+from vislib.attribution.relevance import lrp
+from vislib.attribution.rise import rise
 from vislib.models import Model
 from vislib.runtime import falls_back
 
@@ -25,6 +30,8 @@ GROUPS = {  # group -> (heading, what its methods ask)
     "gradients": ("Gradients", "what would change the score if a pixel changed a little"),
     "cams": ("Class activation maps", "where in a layer's feature map the class's evidence sits"),
     "perturbation": ("Perturbation", "what the score misses when a part of the picture is hidden"),
+    "relevance": ("Relevance", "how the score is shared out, layer by layer, down to the pixels"),
+    "baselines": ("Baselines", "what a map that knows nothing of the network looks like, for comparison"),
 }
 
 
@@ -117,6 +124,15 @@ class Method:
         return params
 
 
+def _share(text: str) -> float:
+    """a number above 0 and at most 1"""
+    value = float(text)
+    if not 0 < value <= 1:
+        raise ValueError(text)
+    return value
+
+
+_BATCH = Param("batch_size", int, "copies per pass; unless given, 16 on a CPU, 64 on a GPU", least=1)
 _LAYER = Param("layer", str, "the layer whose feature map is weighted; unless given, the last one with a spatial map")
 
 METHODS: dict[str, Method] = {m.name: m for m in (
@@ -146,6 +162,37 @@ METHODS: dict[str, Method] = {m.name: m for m in (
                      "picture's own"),
                Param("batch_size", int, "occluded copies per pass; unless given, 8 on a CPU, what fits on a GPU",
                      least=1))),
+    Method(gradcam_plus_plus, "Grad-CAM++", "cams", "Grad-CAM with each channel weighted by where its gradients "
+           "are positive (second-order terms): several objects of one class all show.", (_LAYER,), fast=True),
+    Method(xgradcam, "XGrad-CAM", "cams", "Grad-CAM whose channel weights are the gradients times the "
+           "activations, normalised: an axiom-derived variant.", (_LAYER,), fast=True),
+    Method(layercam, "LayerCAM", "cams", "Each cell of the feature map weighted by its own positive gradient, not "
+           "a channel average: finer maps, even from early layers.", (_LAYER,), fast=True),
+    Method(hirescam, "HiResCAM", "cams", "The gradient times the activation, cell by cell, summed over channels: "
+           "exactly the locations that raised the score.", (_LAYER,), fast=True),
+    Method(scorecam, "Score-CAM", "cams", "Each channel of the feature map used as a mask on the picture; the "
+           "channel weighs what the class's probability then is. No gradients, one pass per channel.", (
+               _LAYER, _BATCH)),
+    Method(ablationcam, "Ablation-CAM", "cams", "Each channel of the feature map switched off in turn; the channel "
+           "weighs how much the score drops. No gradients, one pass per channel.", (_LAYER, _BATCH)),
+    Method(eigencam, "Eigen-CAM", "cams", "The feature map's first principal component: where the layer responds "
+           "most, whatever the class (the same map for every class).", (_LAYER,), fast=True),
+    Method(rise, "RISE", "perturbation", "Thousands of random masks, each hiding about half of the picture in soft "
+           "blobs; a pixel's value is the class's average probability when it could be seen.", (
+               Param("masks", int, "how many random masks (the paper's 4000)", least=1),
+               Param("cells", int, "the masks' grid, cells per side (the paper's 7)", least=1),
+               Param("keep", _share, "the chance that a cell is visible (the paper's 0.5)"),
+               Param("seed", int, "the seed of the masks, so that a map can be made again"),
+               Param("batch_size", int, "masked copies per pass; unless given, 32 on a CPU, 256 on a GPU",
+                     least=1))),
+    Method(lrp, "LRP", "relevance", "Layer-wise relevance propagation: the score is handed back layer by layer, "
+           "each layer sharing it among its inputs by their contributions, so the map adds up to the score.", (
+               Param("epsilon", float, "the epsilon rule's stabiliser in the dense layers", least=0),), fast=True),
+    Method(baselines.random, "Random", "baselines", "Random noise, one value per pixel: a method that does no "
+           "better than this map on a faithfulness score tells nothing.", (
+               Param("seed", int, "the seed of the noise"),), fast=True),
+    Method(baselines.edges, "Edges", "baselines", "The picture's edges (a Sobel filter), with no network at all: "
+           "many maps look like this, so a method should beat it.", fast=True),
 )}
 
 
