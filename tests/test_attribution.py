@@ -25,7 +25,11 @@ from vislib.runtime import queue
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 LITES = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
-LIGHT = {"smoothgrad": {"samples": 2}, "integrated_gradients": {"steps": 4, "batch_size": 4}}  # few passes: fast
+LIGHT = {"smoothgrad": {"samples": 2}, "integrated_gradients": {"steps": 4, "batch_size": 4},  # few passes: fast
+         "rise": {"masks": 8, "batch_size": 8}}
+# A pass per channel of the layer (1280 on lite0): checked against the library on lite0 and fashion_cnn
+# in tests/test_cam_family.py, too slow for every architecture here.
+PER_CHANNEL = {"scorecam", "ablationcam"}
 
 
 def _random(arch: str) -> vislib.Model:
@@ -82,10 +86,16 @@ def test_every_method_gives_a_finite_map_of_the_input_size_and_leaves_the_networ
     target = int(scores(model, x).argmax())
     before = snapshot(model)
     params = {**LIGHT, "occlusion": {"window": size // 4, "stride": size // 4}}
-    for method in attribution.METHODS:
+    for method in [m for m in attribution.METHODS if m not in PER_CHANNEL]:
+        if method == "lrp" and attribution.relevance.support(model) is not None:
+            with pytest.raises(ValueError, match=f"^LRP cannot explain {model.name}: "):
+                attribution.attribute(model, x, method, target)
+            continue
         result = attribution.attribute(model, x, method, target, **params.get(method, {}))
         assert result.shape == (size, size) and result.dtype == torch.float32 and result.device.type == "cpu"
         assert torch.isfinite(result).all(), method
+        if method not in ("gradcam", "guided_gradcam") and attribution.METHODS[method].group == "cams" and not real:
+            continue  # random weights may leave no positive evidence (the variants' ReLUs) or flip Eigen-CAM's sign
         if method in ("gradcam", "guided_gradcam") and not real and not result.any():
             # Allowed only where the paper's ReLU removed evidence that was negative everywhere,
             # which random weights can give (GoogLeNet's near-constant logits do).
@@ -269,8 +279,11 @@ def test_every_method_is_registered_with_a_label_group_explanation_and_its_param
             assert spec.default == signature[spec.name].default
             if spec.default is not None:  # the default is a value the parameter takes, written as text
                 assert spec.parse(str(spec.default)) == spec.default, (name, spec.name)
-    assert attribution.grouped() == {"gradients": ["saliency", "guided_backprop", "smoothgrad", "integrated_gradients"],
-                                     "cams": ["gradcam", "guided_gradcam"], "perturbation": ["occlusion"]}
+    assert attribution.grouped() == {
+        "gradients": ["saliency", "guided_backprop", "smoothgrad", "integrated_gradients"],
+        "cams": ["gradcam", "guided_gradcam", "gradcam_plus_plus", "xgradcam", "layercam", "hirescam", "scorecam",
+                 "ablationcam", "eigencam"],
+        "perturbation": ["occlusion", "rise"], "relevance": ["lrp"], "baselines": ["random", "edges"]}
     assert attribution.grouped(["occlusion", "saliency"]) == {"gradients": ["saliency"], "perturbation": ["occlusion"]}
 
 
@@ -364,45 +377,13 @@ def _page() -> AppTest:
     return at
 
 
-def test_the_page_shows_the_matrix_a_second_class_and_occlusion():
-    at = _page()
-    assert at.title[0].value == "Attribution"
-    text = " ".join(m.value for m in at.markdown)
-    assert all(f"**{m.label}**" in text for m in attribution.METHODS.values())
-    assert sum(c.startswith("range ") for c in _captions(at)) == 6  # every method but occlusion, one class
-    assert "Run occlusion below the matrix to fill this row." in [i.value for i in at.info]
-    second = at.selectbox(key="attr-second-efficientnet_lite0-sample:chelsea (cat)")
-    second.set_value(283).run()  # Persian cat
-    assert not at.exception
-    assert sum(c.startswith("range ") for c in _captions(at)) == 12
-    for label, value in (("Occlusion window (px)", 64), ("Occlusion stride (px)", 32)):
-        next(s for s in at.slider if s.label == label).set_value(value).run()
-    next(b for b in at.button if b.label == "Run occlusion").click().run()
-    assert not at.exception, [e.value for e in at.exception]
-    assert sum(c.startswith("range ") for c in _captions(at)) == 14
-    labels = [b.proto.label for b in at.get("download_button")]
-    assert labels.count("Download") == 14 and "Download all panels (ZIP, with the raw maps as .npy)" in labels
-    at.number_input(key="occ-point-x").set_value(40).run()  # a click on the picture sets the same box
-    curve = next(c.proto.spec for c in at.get("plotly_chart") if "probability of" in c.proto.spec)
-    assert '"x0":40' in curve.replace(" ", "")  # the dotted line at the point
-    at.multiselect(key="attr-methods").set_value(["gradcam"]).run()  # only the methods picked are shown
-    assert not at.exception
-    text = " ".join(m.value for m in at.markdown)
-    assert "**Grad-CAM**" in text and "**Saliency**" not in text and "Class activation maps: " in text
-    assert sum(c.startswith("range ") for c in _captions(at)) == 2
-    assert "Run occlusion" not in [b.label for b in at.button]
-
-
-def test_the_trust_section_plots_the_sanity_check_and_the_deletion_curves():
+def test_the_trust_section_plots_the_sanity_check():
+    # the matrix, the scores and the cut-out: tests/test_attribution_page.py
     at = _page()
     at.multiselect(key="attr-sanity").set_value(["gradcam"]).run()
     next(b for b in at.button if b.label == "Run the sanity check").click().run()
     assert not at.exception, [e.value for e in at.exception]
     strip = next(c for c in _captions(at) if c.startswith("One row per method"))
     assert strip.endswith("original, classifier, bn2, blocks.6.0" + strip.split("blocks.6.0")[1])
-    next(b for b in at.button if b.label == "Draw the deletion curves").click().run()
-    assert not at.exception, [e.value for e in at.exception]
     specs = [c.proto.spec for c in at.get("plotly_chart")]
     assert any("rank correlation with the original map" in s for s in specs)
-    deletion = next(s for s in specs if "fraction of pixels removed" in s)
-    assert all(f"{m.label} (area " in deletion for k, m in attribution.METHODS.items() if k != "occlusion")

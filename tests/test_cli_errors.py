@@ -122,6 +122,19 @@ CASES: dict[str, dict[str, tuple[list[str], str]]] = {
         "unreadable": (["atlas", "show", "--out", "IMG"], "IMG"),
         "argument": (["atlas", "build", "--out", "OUT/atlas", *M], "--layers"),
     },
+    "evaluate": {
+        "model": (["evaluate", "--model", "no_such_net", "--methods", "saliency", "--collection", "samples", "--out",
+                   "OUT/b.csv"], "no_such_net"),
+        "file": (["evaluate", *M, "--methods", "saliency", "--collection", "MISSING", "--out", "OUT/b.csv"], "MISSING"),
+        "argument": (["evaluate", *M, "--methods", "no_such_method", "--collection", "samples", "--out", "OUT/b.csv"],
+                     "no_such_method"),
+    },
+    "anatomy": {
+        "model": (["anatomy", "--model", "no_such_net"], "no_such_net"),
+        "file": (["anatomy", "--model", "MISSING"], "MISSING"),
+        "unreadable": (["anatomy", "--model", "TXT", "--arch", "resnet18"], "checkpoint"),
+        "argument": (["anatomy", "--size", "0"], "--size"),
+    },
 }
 
 # What a command has no argument for, so cannot get wrong. Kept explicit: a new command, or a new
@@ -140,6 +153,8 @@ NOT_APPLICABLE = {
     "texture": {"channel", "class"},
     "style": {"channel", "class"},
     "atlas": {"channel", "class"},
+    "evaluate": {"layer", "channel", "class"},
+    "anatomy": {"layer", "channel", "class"},
 }
 MISTAKES = ("model", "layer", "channel", "class", "file")
 

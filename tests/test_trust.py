@@ -78,3 +78,14 @@ def test_the_checks_leave_the_global_random_generator_alone(lite0, x):
     torch.manual_seed(7)
     trust.randomisation_check(lite0, x, 281, ["gradcam"], progress=lambda step, total, **_: step < 1)
     assert torch.equal(torch.rand(4), expected)
+
+
+def test_the_old_names_are_the_new_packages_objects():
+    import sys
+
+    import vislib.attribution.trust as old
+    curves, sanity = sys.modules["vislib.trust.curves"], sys.modules["vislib.trust.sanity"]  # (`curves` is a function too)
+    assert trust.__path__ and trust.__name__ == "vislib.trust"  # a package now, no longer an alias
+    assert old.deletion_curve is trust.deletion_curve is curves.deletion_curve
+    assert old.randomisation_check is trust.randomisation_check is sanity.randomisation_check
+    assert old.DeletionCurve is trust.DeletionCurve is trust.Curve and old.RandomisationCheck is trust.RandomisationCheck

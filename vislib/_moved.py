@@ -25,7 +25,6 @@ MOVED = {  # old name under vislib -> where the module lives now
     "tsne": "vislib.data.tsne",
     "occlusion": "vislib.attribution.perturbation",
     "incremental": "vislib.attribution.incremental",
-    "trust": "vislib.attribution.trust",
     "optimize": "vislib.optvis",
     "style": "vislib.synthesis.style",
 }

@@ -4,6 +4,7 @@ import re
 from playwright.sync_api import expect
 from steps import click_chart
 
+from ui.attribution import LECTURE
 from vislib import attribution
 from vislib.images import sample_images
 
@@ -18,12 +19,12 @@ def test_upload_a_photo_and_see_every_method_explain_it(page, tmp_path):
     expect(page.get_by_role("heading", name=re.compile(r"^espresso \("))).to_be_visible()
     page.get_by_role("link", name="Attribution").click()
     expect(page.get_by_role("heading", name="Attribution")).to_be_visible()
-    for method in attribution.METHODS.values():
-        expect(page.get_by_text(method.label, exact=True).first).to_be_visible()
-    # the upload is explained (its top class is the default), each gradient method as one panel
-    expect(page.get_by_text("The faster the probability of espresso falls")).to_be_visible()
+    for method in LECTURE:  # the lecture's seven unless the person picks others
+        expect(page.get_by_text(attribution.METHODS[method].label, exact=True).first).to_be_visible()
+    # the upload is explained (its top class is the default), each quick lecture method as one panel
     panels = page.get_by_test_id("stImage").filter(has_text="range ")
     expect(panels).to_have_count(6, timeout=120_000)
+    expect(page.get_by_text("For the maps above (class espresso)")).to_be_visible(timeout=120_000)
     expect(page.get_by_role("button", name="Run occlusion")).to_be_visible()
     assert page.get_by_test_id("stException").count() == 0
 

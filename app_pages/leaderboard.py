@@ -1,0 +1,26 @@
+import streamlit as st
+
+from ui import collection as pick, sidebar, trust_board as board
+
+model, model_key, picture, image_key = sidebar.current()
+st.title("Which map to trust")
+st.caption("Every attribution method draws a map, and the maps disagree. Which one shows what the network really "
+           "used? Score each method's maps over many pictures: remove the pixels a map ranks highest (deletion: "
+           "the probability should fall fast), put them back into a blurred picture (insertion: it should rise "
+           "fast), fill them from their neighbours (ROAD), or keep only what the map shows (average drop, "
+           "increase in confidence). The baselines Random and Edges know nothing of the network: a method that "
+           "does not beat them tells you nothing.")
+
+chosen = pick.pick_collection("board", default="samples")
+if chosen is None:
+    st.stop()
+collection, collection_key = chosen
+methods, metrics = board.pick(model_key)
+pictures = st.number_input("Pictures (the first ones of the collection)", 1, len(collection), min(8, len(collection)),
+                           key=f"board-pictures-{collection_key}")
+if not methods or not metrics:
+    st.info("Pick at least one method and one score.")
+    st.stop()
+scores = board.run(model, model_key, collection, collection_key, methods, metrics, int(pictures))
+if scores is not None and len(scores):
+    board.show(scores)

@@ -1,0 +1,59 @@
+"""The command-line side of the leaderboard (an entry of cli.COMMANDS): `vislib evaluate` scores
+attribution methods over a collection and writes the table as CSV (one row per method and metric:
+mean, the 95% interval, n, which way is better, the best of each metric)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from vislib.cli.common import OK, CommandError, positive, writable_file
+
+
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
+def evaluate_args(p: argparse.ArgumentParser) -> None:
+    from vislib.trust import METRICS
+    p.add_argument("--model", default="efficientnet_lite0", help="a model of the zoo (default: %(default)s)")
+    p.add_argument("--methods", required=True, metavar="A,B",
+                   help="attribution methods, comma-separated (see `vislib explain --help`), e.g. gradcam,occlusion")
+    p.add_argument("--collection", required=True, metavar="SRC", help="a folder, a .zip, samples or fashion-mnist")
+    p.add_argument("--out", required=True, type=Path, metavar="FILE.csv", help="the table to write")
+    p.add_argument("--metrics", default=",".join(METRICS), metavar="A,B",
+                   help="faithfulness metrics, comma-separated (default: %(default)s)")
+    p.add_argument("--pictures", type=positive, metavar="N", help="only the first N pictures of the collection")
+    p.add_argument("--steps", type=positive, default=20, help="steps of the deletion and insertion curves "
+                   "(default: %(default)s)")
+    p.add_argument("--scores", type=Path, metavar="FILE.csv", help="also write every picture's scores here")
+
+
+def evaluate_run(args: argparse.Namespace) -> int:
+    from vislib.attribution import get_method
+    from vislib.data.collections import open_collection
+    from vislib.models import load_model
+    from vislib.trust import check_metrics, picture_scores, summarise
+    methods, metrics = _names(args.methods), check_metrics(_names(args.metrics))
+    if not methods:
+        raise CommandError("Give --methods, e.g. --methods gradcam,occlusion.")
+    for method in methods:  # a misspelt method is refused before the network loads
+        get_method(method)
+    writable_file(args.out, (".csv",))  # before the run, not after it
+    if args.scores:
+        writable_file(args.scores, (".csv",))
+    collection = open_collection(args.collection)
+    model = load_model(args.model)
+    n = min(len(collection), args.pictures or len(collection))
+
+    def progress(done, total, *_, **info):
+        print(f"{done}/{total} maps (picture {info.get('picture')}, {info.get('method')})", file=sys.stderr,
+              flush=True)
+    scores = picture_scores(model, collection, methods, metrics, progress, pictures=range(n), steps=args.steps)
+    table = summarise(scores)
+    table.to_csv(args.out, index=False)
+    if args.scores:
+        scores.to_csv(args.scores, index=False)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(f"wrote {args.out} ({len(table)} rows over {n} pictures)")
+    return OK

@@ -1,0 +1,109 @@
+"""Which map to trust, over a collection: every method's map of every picture, every faithfulness
+score, and per method and metric the mean with a 95% interval.
+
+Each picture is explained for the class the network gives it (its top class): a collection's own
+labels need not be the network's classes. The interval is Student's t interval of the mean
+(mean +- t(0.975, n - 1) * sd / sqrt(n)): deterministic, and for the hundreds of pictures of a
+benchmark as good as a bootstrap; with one picture it is undefined (NaN).
+"""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Iterable
+
+import numpy as np
+
+from vislib import render
+from vislib.attribution.common import prepare
+from vislib.attribution.registry import attribute, get_method
+from vislib.models import Model
+from vislib.runtime import Progress, report
+from vislib.trust.faithfulness import METRICS, check_metrics, faithfulness
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+SCORE_COLUMNS = ["picture", "target", "method", "metric", "value"]
+COLUMNS = ["method", "metric", "mean", "low", "high", "n", "higher_is_better", "best"]
+
+
+def check_methods(methods: Iterable[str]) -> list[str]:
+    """`methods` as a list, each known to the registry (else ValueError with one sentence)."""
+    methods = list(methods)
+    if not methods:
+        raise ValueError("Choose at least one attribution method.")
+    for method in methods:
+        get_method(method)
+    return methods
+
+
+def picture_scores(model: Model, collection, methods: Iterable[str], metrics=tuple(METRICS),
+                   progress: Progress | None = None, params: dict | None = None, pictures: Iterable[int] | None = None,
+                   steps: int = 20, seed: int = 0) -> pd.DataFrame:
+    """Every score of every method's map of every picture (those at `pictures`, else all), one row
+    each: SCORE_COLUMNS. Reports after each map, with the map as a preview; when told to stop,
+    returns the pictures finished so far (a half-scored picture would favour the methods that
+    came first). `params` maps a method to its keyword arguments."""
+    import pandas as pd  # (imported when used: the engine runs without it, the table needs it)
+    methods, metrics = check_methods(methods), check_metrics(metrics)
+    params = params or {}
+    chosen = list(range(len(collection))) if pictures is None else [int(i) for i in pictures]
+    for index in chosen:
+        if not 0 <= index < len(collection):
+            raise ValueError(f"The collection has {len(collection)} pictures; there is no picture {index}.")
+    rows: list[tuple] = []
+    total = len(chosen) * len(methods)
+    for done_pictures, index in enumerate(chosen):
+        x, target = prepare(model, model.preprocess(collection[index][0])[None], None)
+        found = []
+        for k, method in enumerate(methods):
+            amap = attribute(model, x, method, target, **params.get(method, {}))
+            scores = faithfulness(model, x, target, amap, metrics, steps=steps, seed=seed + index)
+            found += [(index, target, method, metric, value) for metric, value in scores.items()]
+            preview = render.colorize(amap.numpy()) if amap.std() > 0 else None
+            if not report(progress, done_pictures * len(methods) + k + 1, total, preview, method=method,
+                          picture=index):
+                return pd.DataFrame(rows, columns=SCORE_COLUMNS) if k + 1 < len(methods) else \
+                    pd.DataFrame(rows + found, columns=SCORE_COLUMNS)
+        rows += found
+    return pd.DataFrame(rows, columns=SCORE_COLUMNS)
+
+
+def interval(values) -> tuple[float, float, float, int]:
+    """(mean, low, high, n): the mean and its 95% Student's t interval (NaN for fewer than 2 values)."""
+    values = np.asarray(values, dtype=np.float64)
+    n = len(values)
+    if n == 0:
+        return math.nan, math.nan, math.nan, 0
+    mean = float(values.mean())
+    if n < 2:
+        return mean, math.nan, math.nan, n
+    from scipy import stats
+    half = float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n))
+    return mean, mean - half, mean + half, n
+
+
+def summarise(scores: pd.DataFrame) -> pd.DataFrame:
+    """The leaderboard of per-picture scores (SCORE_COLUMNS): one row per method and metric, in
+    the order they first appear, with COLUMNS; `best` marks each metric's best mean."""
+    import pandas as pd
+    rows = []
+    for (method, metric), group in scores.groupby(["method", "metric"], sort=False):
+        rows.append((method, metric, *interval(group["value"]), METRICS[metric].higher_is_better))
+    table = pd.DataFrame(rows, columns=COLUMNS[:-1])
+    table["best"] = False
+    for metric, group in table.groupby("metric", sort=False):
+        if group["mean"].notna().any():
+            best = group["mean"].idxmax() if METRICS[metric].higher_is_better else group["mean"].idxmin()
+            table.loc[best, "best"] = True
+    return table
+
+
+def leaderboard(model: Model, collection, methods: Iterable[str], metrics=tuple(METRICS),
+                progress: Progress | None = None, params: dict | None = None, pictures: Iterable[int] | None = None,
+                steps: int = 20, seed: int = 0) -> pd.DataFrame:
+    """One row per method and metric: method, metric, mean, low, high (the 95% t interval), n
+    (pictures), higher_is_better, best (the best mean of that metric). Over every picture of
+    `collection` (or those at `pictures`); reports after each map; when told to stop, the table of
+    the pictures finished so far."""
+    return summarise(picture_scores(model, collection, methods, metrics, progress, params, pictures, steps, seed))
