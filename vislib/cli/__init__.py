@@ -40,6 +40,8 @@ COMMANDS: dict[str, Command] = {
     "train-fashion": Command("train the classroom network fashion_cnn on Fashion-MNIST", "data", "train"),
     "explain": Command("which pixels made the network decide: one attribution map as PNG and .npy",
                        "attribution", "explain"),
+    "evaluate": Command("which map to trust: score attribution methods over a collection, as CSV", "evaluate",
+                        "evaluate"),
     "patches": Command("find the maximally activating patches of every channel of a layer (locally or on Ray)",
                        "data", "patches"),
     "embed": Command("map features (or a collection's) to 2-D with t-SNE or PCA, as CSV or PNG", "embedding", "embed"),
@@ -53,6 +55,8 @@ COMMANDS: dict[str, Command] = {
                      "style", "style"),
     "atlas": Command("build (or resume) a network's atlas of what its units detect, locally or on Ray, or show one",
                      "atlas", "atlas"),
+    "anatomy": Command("a network's layers: output shapes, parameters, multiply-adds, strides, receptive fields",
+                       "anatomy", "anatomy"),
 }
 
 
