@@ -21,11 +21,14 @@ st.set_page_config(page_title="Seeing what a CNN has learned", layout="wide")
 PAGES = {
     "Inside the network": [
         st.Page("app_pages/predict.py", title="Predict", default=True),
+        st.Page("app_pages/tour.py", title="Guided tour"),
+        st.Page("app_pages/live.py", title="Live camera"),
         st.Page("app_pages/filters.py", title="First-layer filters"),
         st.Page("app_pages/activations.py", title="Activation maps"),
     ],
     "Which pixels mattered": [
         st.Page("app_pages/attribution.py", title="Attribution"),
+        st.Page("app_pages/leaderboard.py", title="Which map to trust"),
     ],
     "Across a dataset": [
         st.Page("app_pages/neighbours.py", title="Nearest neighbours"),
@@ -42,6 +45,12 @@ PAGES = {
         st.Page("app_pages/deepdream.py", title="DeepDream"),
         st.Page("app_pages/inversion.py", title="Inversion"),
         st.Page("app_pages/texture_style.py", title="Texture and style"),
+    ],
+    "The basics": [
+        st.Page("app_pages/anatomy.py", title="Network anatomy"),
+        st.Page("app_pages/conv_arithmetic.py", title="Convolution arithmetic"),
+        st.Page("app_pages/upsampling.py", title="Upsampling"),
+        st.Page("app_pages/depth.py", title="Why depth needs shortcuts"),
     ],
 }
 

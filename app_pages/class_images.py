@@ -1,6 +1,6 @@
 import streamlit as st
 
-from ui import sidebar
+from ui import presets, sidebar
 from ui import synthesis as ui
 from vislib import synthesis
 
@@ -14,14 +14,16 @@ ui.cpu_note(model)
 gpu = ui.on_gpu(model)
 left, right = st.columns([1, 2])
 with left:
+    presets.picker("class_images")
     target = ui.class_picker(model, "classvis-class", default=1)
-    presets = list(synthesis.PRESETS)
-    preset = st.selectbox("Preset", presets, index=presets.index(synthesis.DEFAULT_PRESET), key="classvis-preset")
+    recipes = list(synthesis.PRESETS)
+    preset = st.selectbox("Preset", recipes, index=recipes.index(synthesis.DEFAULT_PRESET), key="classvis-preset")
     st.caption(", ".join(f"{k} {v}" for k, v in synthesis.PRESETS[preset].items()))
     steps = st.slider("Steps", 10, 500, 200 if gpu else 100, 10, key="classvis-steps")
     size = st.select_slider("Size (pixels)", [64, 96, 128, 160, 192, 224, 256], 224 if gpu else 160,
                             key="classvis-size")
     seed = st.number_input("Seed", 0, 10_000, 0, key="classvis-seed")
+    presets.remember("class_images")
 with right:
     kept = ui.run(f"classvis-{model_key}", lambda progress: synthesis.class_visualization(
         model, target, steps=steps, seed=seed, preset=preset, size=size, progress=progress))

@@ -1,6 +1,6 @@
 import streamlit as st
 
-from ui import links, sidebar
+from ui import links, presets, sidebar
 from ui import synthesis as ui
 from vislib import synthesis
 
@@ -14,6 +14,7 @@ ui.cpu_note(model)
 gpu = ui.on_gpu(model)
 left, right = st.columns([1, 2])
 with left:
+    presets.picker("deepdream")
     info = ui.layer_picker(model, f"dream-layer-{model_key}", len(model.layers()) // 2)
     channel = st.number_input("Channel (-1: the whole layer)", -1, info.channels - 1, -1, key="dream-channel")
     if channel >= 0:
@@ -24,6 +25,7 @@ with left:
     size = st.select_slider("Longer side (pixels)", [128, 192, 256, 384, 512, 768], 512 if gpu else 256,
                             key="dream-size")
     seed = st.number_input("Seed", 0, 10_000, 0, key="dream-seed")
+    presets.remember("deepdream")
 layer = info.name if channel < 0 else f"{info.name}:{channel}"
 with right:
     kept = ui.run(f"dream-{model_key}-{image_key}", lambda progress: synthesis.deepdream(

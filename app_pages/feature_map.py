@@ -5,7 +5,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
-from ui import jobs, maps, sidebar, widgets
+from ui import jobs, maps, presets, sidebar, widgets
 from vislib import render
 from vislib.data import embedding
 
@@ -24,10 +24,12 @@ method = st.radio("Map", ["t-SNE", "PCA"], horizontal=True, key="map-method")
 if method == "PCA":
     points, params = maps.pca(features, model_key, collection_key), ("pca",)
 else:
+    presets.picker("feature_map")
     left, right = st.columns(2)
     perplexity = left.slider("Perplexity (about how many neighbours each picture keeps close)", 2, 50,
                              min(30, max(2, (len(collection) - 1) // 3)), key="map-perplexity")
     seed = right.number_input("Seed", 0, 10_000, 0, key="map-seed")
+    presets.remember("feature_map")
     params = ("tsne", perplexity, seed)
     run_key = f"tsne:{model_key}:{collection_key}:{perplexity}:{seed}"
     if len(collection) <= maps.AT_ONCE or st.session_state.get(run_key):

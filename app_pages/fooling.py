@@ -1,6 +1,6 @@
 import streamlit as st
 
-from ui import cached, sidebar
+from ui import cached, presets, sidebar
 from ui import synthesis as ui
 from vislib import synthesis
 
@@ -12,10 +12,12 @@ st.caption("Change every pixel of your picture by at most a few grey levels, in 
            "it still fools the network after you download it and upload it again.")
 left, right = st.columns([1, 2])
 with left:
+    presets.picker("fooling")
     target = ui.class_picker(model, "fool-class", default=9)
     eps = st.slider("Largest change per pixel (grey levels out of 255)", 1, 16, 4, key="fool-eps")
     max_steps = st.slider("At most this many steps", 10, 300, 100, 10, key="fool-steps")
     seed = st.number_input("Seed", 0, 10_000, 0, key="fool-seed")
+    presets.remember("fooling")
 with right:
     kept = ui.run(f"fool-{model_key}-{image_key}", lambda progress: synthesis.fooling_image(
         model, picture, target, eps=eps / 255, max_steps=max_steps, seed=seed, progress=progress))

@@ -1,6 +1,6 @@
 import streamlit as st
 
-from ui import cached, sidebar
+from ui import cached, presets, sidebar
 from ui import synthesis as ui
 from vislib import render, synthesis
 
@@ -14,10 +14,12 @@ ui.cpu_note(model)
 gpu = ui.on_gpu(model)
 left, right = st.columns([1, 2])
 with left:
+    presets.picker("inversion")
     info = ui.layer_picker(model, f"invert-layer-{model_key}", len(model.layers()) // 3)
     steps = st.slider("Steps", 10, 500, 200 if gpu else 100, 10, key="invert-steps")
     tv = st.select_slider("Total-variation weight", [0.0, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3], 5e-4, key="invert-tv")
     seed = st.number_input("Seed", 0, 10_000, 0, key="invert-seed")
+    presets.remember("inversion")
     st.image(cached.network_view(model, model_key, picture, image_key), caption="What the network sees")
 with right:
     kept = ui.run(f"invert-{model_key}-{image_key}", lambda progress: synthesis.invert(

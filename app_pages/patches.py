@@ -1,7 +1,7 @@
 import streamlit as st
 from PIL import Image, ImageDraw, ImageOps
 
-from ui import collection as collections, jobs, links, sidebar, widgets
+from ui import collection as collections, jobs, links, presets, sidebar, widgets
 from vislib import render
 from vislib.data import patches
 
@@ -19,7 +19,9 @@ collection, collection_key = chosen
 layers = model.layers()
 info = st.selectbox("Layer", layers, index=len(layers) // 2, key=f"patch-layer-{model_key}",
                     format_func=lambda l: f"{l.name} ({l.channels} channels, receptive field {l.receptive_field} px)")
+presets.picker("patches")
 k = st.slider("Patches per channel", 4, 16, 9, key="patch-k")
+presets.remember("patches")
 per_picture = st.toggle("One patch per picture", True, key="patch-per-picture",
                         help="Each picture offers only its strongest cell, so the patches come from different "
                              "pictures (as the lecture shows a unit's examples). Off: the strongest cells anywhere, "

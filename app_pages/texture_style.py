@@ -1,6 +1,6 @@
 import streamlit as st
 
-from ui import sidebar, widgets
+from ui import presets, sidebar, widgets
 from ui import synthesis as page
 from vislib import images, render, synthesis
 from vislib.synthesis import style
@@ -61,7 +61,9 @@ texture_tab, style_tab = st.tabs(["Texture", "Style transfer"])
 with texture_tab:
     sample, sample_name = _picker("Sample texture", "brick", "tex")
     st.image(sample, caption="The sample", width=160)
+    presets.picker("texture")
     s = _settings("tex")
+    presets.remember("texture")
     kept = page.run(f"texture-{model_key}", lambda p: synthesis.texture(model, sample, progress=p, **s),
                     "Grow the texture")
     page.show(kept, f"texture-{sample_name}", "Texture")
@@ -86,7 +88,9 @@ with style_tab:
     names = [info.name for info in model.layers()]
     content_layer = c2.selectbox("Content layer", names, names.index(style.content_layer(model)),
                                  key=f"sty-content-{model_key}")
+    presets.picker("style")
     s = _settings("sty")
+    presets.remember("style")
     args = dict(size=s["size"], style_weight=weight, content_layer=content_layer, style_layers=s["layers"],
                 seed=s["seed"], optimizer=s["optimizer"])
     kept = page.run(f"style-{model_key}", lambda p: synthesis.style_transfer(

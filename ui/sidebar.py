@@ -1,4 +1,4 @@
-"""The sidebar every page shares: model picker, image picker, device line.
+"""The sidebar every page shares: model picker, image picker (a sample, a file or a camera snapshot), device line.
 
 It leaves the chosen Model and picture in `st.session_state` for the page that runs after it;
 pages read them through `current()`. Networks of the zoo are cached for every session at once
@@ -87,24 +87,48 @@ def _checkpoint_form() -> None:
     st.rerun()
 
 
+def _decoded(kind: str, upload):
+    """(picture, problem) of an uploaded file or camera snapshot, decoded once per file."""
+    cached = st.session_state.get(f"{kind}_cache")
+    if cached is None or cached[0] != upload.file_id:
+        try:
+            cached = (upload.file_id, images.load_image(upload), None)
+        except images.ImageError as err:
+            cached = (upload.file_id, None, str(err))
+        st.session_state[f"{kind}_cache"] = cached
+    return cached[1], cached[2]
+
+
+def _camera():
+    """A snapshot from the browser's camera, when the person turns it on (the camera's preview and the
+    browser's permission question appear only then). Returns (picture, image_key) or None."""
+    if not st.toggle("Camera", key="camera_on", help="Take a picture with this computer's camera; every page "
+                     "then uses it. Browsers allow the camera only over HTTPS or on localhost."):
+        return None
+    shot = st.camera_input("Take a picture", key="camera_shot")
+    if shot is None:
+        st.caption("No picture yet (or no camera: the browser says which above). Using the picture below meanwhile.")
+        return None
+    picture, problem = _decoded("camera", shot)
+    if picture is None:
+        st.error(f"The camera's picture: {problem}")
+        return None
+    return picture, f"camera:{shot.file_id}"
+
+
 def _image_picker():
+    # The camera's snapshot wins, but the other pickers are still drawn so that they keep their choices.
+    snapshot = _camera()
     upload = st.file_uploader("Your image", type=images.SUPPORTED_TYPES, key="upload",
                               max_upload_size=images.MAX_BYTES >> 20,
                               help="A photo of your own; it stays in this session only.")
     if upload is not None:
-        cached = st.session_state.get("upload_cache")
-        if cached is None or cached[0] != upload.file_id:
-            try:
-                cached = (upload.file_id, images.load_image(upload), None)
-            except images.ImageError as err:
-                cached = (upload.file_id, None, str(err))
-            st.session_state["upload_cache"] = cached
-        _, picture, problem = cached
+        picture, problem = _decoded("upload", upload)
         if picture is not None:
-            return picture, f"upload:{upload.file_id}"
+            return snapshot or (picture, f"upload:{upload.file_id}")
         st.error(f"{upload.name}: {problem} Showing a sample picture meanwhile.")
     name = st.selectbox("Sample picture", list(images.sample_images()), key="sample_name")
-    return _sample(name), f"sample:{name}"
+    return snapshot or (_sample(name), f"sample:{name}")
 
 
 def show() -> None:
