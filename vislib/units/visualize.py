@@ -45,18 +45,21 @@ def _seen_at(size: int):
     return t
 
 
+def _gram_similarity(t: torch.Tensor) -> torch.Tensor:
+    """The mean cosine similarity between the Gram matrices of a batch's activations [N,C,H,W]
+    (Olah et al. 2017's diversity term, before its sign)."""
+    n, c = t.shape[:2]
+    flat = t.float().reshape(n, c, -1)
+    grams = F.normalize((flat @ flat.transpose(1, 2)).reshape(n, -1), dim=1)
+    similarity = grams @ grams.T
+    return (similarity.sum() - similarity.diagonal().sum()) / max(n * (n - 1), 1)
+
+
 @objective
 def gram_diversity(layer: str):
     """Minus the mean cosine similarity between the images' Gram matrices at `layer` (Olah et al.
     2017): maximising it pushes a batch of images for one unit towards different styles."""
-    def fn(a):
-        t = a[layer].float()
-        n, c = t.shape[:2]
-        flat = t.reshape(n, c, -1)
-        grams = F.normalize((flat @ flat.transpose(1, 2)).reshape(n, -1), dim=1)
-        similarity = grams @ grams.T
-        return -(similarity.sum() - similarity.diagonal().sum()) / max(n * (n - 1), 1)
-    return fn, (layer,)
+    return (lambda a: -_gram_similarity(a[layer])), (layer,)
 
 
 def _setup(preset: str, size: int, seeds: list[int], device):
@@ -80,6 +83,14 @@ def _unit(layer: str, index: int, kind: str, batch: int | None) -> Objective:
     if kind == "neuron":
         return neuron(layer, index, batch=batch)
     raise ValueError(f"Unknown objective {kind!r}; choose channel or neuron.")
+
+
+def _each(layer: str, index: int, kind: str):
+    """The unit's value in each image of the batch, [N] (what `_unit` averages)."""
+    def fn(acts):
+        t = acts[layer][:, index]
+        return t.mean((1, 2)) if kind == "channel" else t[:, t.shape[1] // 2, t.shape[2] // 2]
+    return fn
 
 
 def _render(model: Model, goal: Objective, seeds: list[int], *, steps: int, size: int | None, seed: int, preset: str,
@@ -107,51 +118,80 @@ def feature_visualization(model: Model, layer: str, channel: int, *, n: int = 1,
                           objective: str = "channel", preset: str = DEFAULT_PRESET,
                           progress: Progress | None = None) -> list[Image.Image]:
     """`n` pictures that excite (or with `negative`, suppress) one unit; with `diversity` > 0 they
-    are pushed apart (1.0 is the recommended strength)."""
+    are pushed apart (1.0 is the recommended strength), each keeping about KEEP of what a plain
+    visualisation of the unit reaches."""
+    return _diverse(model, layer, channel, n=n, size=size, steps=steps, seed=seed, diversity=diversity,
+                    negative=negative, objective=objective, preset=preset, progress=progress)[1:]
+
+
+def _diverse(model: Model, layer: str, channel: int, *, n: int, size: int | None, steps: int, seed: int,
+             diversity: float, negative: bool, objective: str, preset: str,
+             progress: Progress | None) -> list[Image.Image]:
+    """[the plain picture, n pictures]: with diversity, the plain one is optimised in the same batch
+    and steers the diversity weight (see _with_diversity); without, it is not made (None)."""
     sign = -1.0 if negative else 1.0
     goal = sign * _unit(layer, channel, objective, None)
+    seeds = [seed * 100_003 + channel + 7919 * i for i in range(n + 1)]  # 0: the plain picture's, as with n=1
     if diversity > 0 and n > 1:
-        goal = _with_diversity(goal, gram_diversity(layer), diversity * DIVERSITY_SCALE)
-    seeds = [seed * 100_003 + channel + 7919 * i for i in range(n)]
-    return _render(model, goal, seeds, steps=steps, size=size, seed=seed, preset=preset, progress=progress)
+        each = _each(layer, channel, objective)
+        goal = _with_diversity(goal, layer, lambda acts: sign * each(acts), diversity * DIVERSITY_SCALE)
+        return _render(model, goal, seeds, steps=steps, size=size, seed=seed, preset=preset, progress=progress)
+    return [None] + _render(model, goal, seeds[:n], steps=steps, size=size, seed=seed, preset=preset,
+                            progress=progress)
 
 
-# The penalty is a cosine similarity (no unit), the unit's activation is in the layer's own units,
-# which differ a hundredfold between layers and networks; so the penalty is weighted by the size of
-# the activation itself. 0.15 was chosen on lite0 (bench/units.py): the pictures' similarity drops
-# well past 0.1 while each keeps over 80% of the plain visualisation's activation.
-DIVERSITY_SCALE = 0.15
+# How strongly the pictures are pushed apart cannot be one number: the Gram penalty is a cosine
+# similarity (no unit), and how much of the unit's activation a given push costs differs tenfold
+# between layers (on lite0 a weight that makes blocks.2.1's pictures different costs blocks.5.2's
+# a third of their activation; bench/units.py). So the weight is steered while the pictures grow:
+# image 0 of the batch is a plain visualisation of the unit under the same random views, and each
+# step the weight grows while every diverse picture keeps KEEP of image 0's activation, and
+# shrinks when one falls below, never under the starting weight (which deep layers need as it is) -
+# a multiplicative controller, deterministic for a seed.
+DIVERSITY_SCALE = 0.15  # the starting weight, relative to the size of the unit's activation
+KEEP = 0.9              # of the plain picture's activation, under the same views (the goal is 0.8: a margin)
+_GROW, _SHRINK = 1.08, 0.75
 
 
-def _with_diversity(goal: Objective, spread: Objective, weight: float) -> Objective:
+def _with_diversity(goal: Objective, layer: str, each, weight: float) -> Objective:
+    state = {"weight": weight}
+
     def fn(acts):
         value = goal(acts)
-        return value + weight * value.detach().abs() * spread(acts)
-    return Objective(fn, f"{goal.name} + {weight:g} |.| {spread.name}", goal.layers + spread.layers, goal.reads)
+        reached = each(acts).detach()
+        if len(reached) > 2:  # the plain picture and at least two diverse ones
+            kept = bool((reached[1:] >= KEEP * reached[0]).all())
+            state["weight"] = min(max(state["weight"] * (_GROW if kept else _SHRINK), weight), weight * 64)
+        spread = -_gram_similarity(acts[layer][1:])  # among the diverse pictures only
+        return value + state["weight"] * value.detach().abs() * spread
+    return Objective(fn, f"{goal.name} + steered diversity", goal.layers + (layer,), goal.reads)
 
 
 def feature_visualization_set(model: Model, layer: str, channel: int, *, steps: int = 256, size: int | None = None,
                               seed: int = 0, preset: str = DEFAULT_PRESET, diverse: int = 4,
                               progress: Progress | None = None) -> dict[str, Image.Image]:
     """What the unit page shows: the positive and the negative picture, and `diverse` diverse ones.
-    `progress` counts the steps of all three runs."""
-    total = steps * 3
-    runs = [("positive", dict(n=1)), ("negative", dict(n=1, negative=True)),
-            ("diverse", dict(n=diverse, diversity=1.0))]
+    The positive picture is the plain one that steers the diverse ones, made in their batch: two
+    runs, and `progress` counts the steps of both."""
+    common = dict(steps=steps, size=size, seed=seed, preset=preset, objective="channel")
+    runs = [("diverse", dict(n=diverse, diversity=1.0, negative=False)), ("negative", dict(n=1, diversity=0.0,
+                                                                                            negative=True))]
     out: dict[str, Image.Image] = {}
     for i, (name, extra) in enumerate(runs):
         stopped = []
 
         def part(done, _total, *rest, **info):
-            going = report(progress, i * steps + done, total, *rest, **info)
+            going = report(progress, i * steps + done, 2 * steps, *rest, **info)
             if not going:
                 stopped.append(True)
             return going
 
-        images = feature_visualization(model, layer, channel, steps=steps, size=size, seed=seed, preset=preset,
-                                       progress=part, **extra)
+        plain, *images = _diverse(model, layer, channel, progress=part, **common, **extra)
+        if plain is not None:
+            out["positive"] = plain
         for j, image in enumerate(images):
             out[name if len(images) == 1 else f"{name} {j + 1}"] = image
         if stopped:
             break
-    return out
+    return {key: out[key] for key in ["positive", "negative", *(k for k in out if k.startswith("diverse"))]
+            if key in out}
