@@ -34,6 +34,7 @@ from torch import nn
 from vislib.models.layers import (  # one recurrence for the catalogue and us
     _WINDOWED,
     _Geometry,
+    _Tracker,
     _window_geometry,
 )
 from vislib.models.model import Model, fingerprint
@@ -94,24 +95,9 @@ def _is_layer(module: nn.Module) -> bool:
 
 
 def _trace(net: nn.Module, input_size: int, device) -> list[dict]:
-    geometry: dict[int, _Geometry] = {}
-    alive: list[torch.Tensor] = []  # keeps tensors alive so that their id() is not reused
-    widest: dict[tuple[int, int], _Geometry] = {}
+    tracker = _Tracker()  # the layer catalogue's own bookkeeping: the same geometry, to the same rules
+    record, known = tracker.record, tracker.known
     rows: dict[str, dict] = {}
-
-    def record(t: torch.Tensor, g: _Geometry | None) -> None:
-        if g is None or t.dim() != 4:
-            return
-        alive.append(t)
-        geometry[id(t)] = g
-        key = tuple(t.shape[2:])
-        if key not in widest or g.rf > widest[key].rf:
-            widest[key] = g
-
-    def known(t) -> _Geometry | None:
-        if not isinstance(t, torch.Tensor) or t.dim() != 4:
-            return None
-        return geometry.get(id(t)) or widest.get(tuple(t.shape[2:]))
 
     def hook(name: str, module: nn.Module, is_layer: bool):
         def run(_m, inputs, output):

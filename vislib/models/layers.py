@@ -96,28 +96,37 @@ def _window_geometry(module: nn.Module, g: _Geometry, n_in: int, n_out: int) -> 
 _WINDOWED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
 
 
+class _Tracker:
+    """Each 4-D tensor's geometry as a forward pass makes it. A tensor no hook saw made (a residual
+    sum, a concatenation) takes the widest receptive field seen at its resolution."""
+
+    def __init__(self):
+        self.geometry: dict[int, _Geometry] = {}
+        self.alive: list[torch.Tensor] = []  # keeps tensors alive so that their id() is not reused
+        self.widest: dict[tuple[int, int], _Geometry] = {}
+
+    def record(self, t: torch.Tensor, g: _Geometry | None) -> None:
+        if g is None or t.dim() != 4:
+            return
+        self.alive.append(t)
+        self.geometry[id(t)] = g
+        key = tuple(t.shape[2:])
+        if key not in self.widest or g.rf > self.widest[key].rf:
+            self.widest[key] = g
+
+    def known(self, t) -> _Geometry | None:
+        if not isinstance(t, torch.Tensor) or t.dim() != 4:
+            return None
+        return self.geometry.get(id(t)) or self.widest.get(tuple(t.shape[2:]))
+
+
 def measure(net: nn.Module, input_size: int, catalogue: list[tuple[str, str]],
             in_channels: int = 3, device: torch.device | str = "cpu") -> list[LayerInfo]:
     """Run one forward pass and return a LayerInfo for each (name, kind) of the catalogue."""
-    geometry: dict[int, _Geometry] = {}
-    alive: list[torch.Tensor] = []  # keeps tensors alive so that their id() is not reused
-    widest: dict[tuple[int, int], _Geometry] = {}
+    tracker = _Tracker()
+    record, known = tracker.record, tracker.known
     wanted = dict(catalogue)
     found: dict[str, LayerInfo] = {}
-
-    def record(t: torch.Tensor, g: _Geometry | None) -> None:
-        if g is None or t.dim() != 4:
-            return
-        alive.append(t)
-        geometry[id(t)] = g
-        key = tuple(t.shape[2:])
-        if key not in widest or g.rf > widest[key].rf:
-            widest[key] = g
-
-    def known(t) -> _Geometry | None:
-        if not isinstance(t, torch.Tensor) or t.dim() != 4:
-            return None
-        return geometry.get(id(t)) or widest.get(tuple(t.shape[2:]))
 
     def hook(name: str, module: nn.Module):
         def run(_m, inputs, output):
