@@ -17,8 +17,8 @@ from vislib import live, render
 from vislib.runtime import device_lock
 
 REFRESH_SECONDS = 0.5
-FRAME = {"width": 320, "height": 240, "frameRate": {"ideal": 10, "max": 15}}  # small and slow: the server decodes
-# and encodes every frame in its event loop, which holds the GIL the analysis also needs
+FRAME = {"width": 320, "height": 240, "frameRate": {"ideal": 15, "max": 30}}  # small: the server decodes
+# every frame in its event loop, which holds the GIL the analysis also needs
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 HTTPS_NOTE = ("Browsers give a page the camera only over HTTPS, or on the machine itself (http://localhost). "
@@ -76,8 +76,10 @@ def stream(runner: live.LatestFrame):
         return frame
 
     try:
-        return webrtc_streamer(key="live", mode=WebRtcMode.SENDRECV, video_frame_callback=on_frame,
-                               media_stream_constraints={"video": FRAME, "audio": False},
+        # SENDONLY: the browser shows its own camera and the server only decodes; sending every frame
+        # back (SENDRECV) made the server encode video too, on the cores the network needs.
+        return webrtc_streamer(key="live", mode=WebRtcMode.SENDONLY, video_frame_callback=on_frame,
+                               video_receiver_size=1, media_stream_constraints={"video": FRAME, "audio": False},
                                rtc_configuration={"iceServers": []},  # same network: no STUN server needed
                                async_processing=True)
     except AttributeError:  # no server session behind this run (Streamlit's AppTest): nothing to stream to
