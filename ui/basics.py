@@ -100,26 +100,30 @@ def zoo(model_key: str) -> None:
     st.caption(f"Networks available now: {', '.join(ready) or 'none'}. Those without weights on this machine "
                "cannot be measured.")
 
+    # Kept in the session as each network is measured: Stop reruns the page, and the bubbles measured
+    # so far stay on the chart.
+    measured: list[dict] = st.session_state.setdefault("anatomy-zoo-measured", [])
+
     def job(progress):
         labelled = anat.imagenet_truth(folder)[: int(limit)]
-        points = []
+        measured.clear()
         for i, name in enumerate(ready):
             model = sidebar.zoo_model(name)
             part = runtime.within(progress, i * len(labelled), len(ready) * len(labelled))
-            points.append(anat.zoo_point(model, labelled, progress=part))
-            if points[-1]["n"] < len(labelled):
+            measured.append(anat.zoo_point(model, labelled, progress=part))
+            if measured[-1]["n"] < len(labelled):
                 break  # stopped
-        return points
+        return list(measured)
 
     try:
         kept = jobs.run("anatomy-zoo", job, label="Measure the zoo")
     except ValueError as err:
         st.error(str(err))
         return
-    if not kept or not kept["result"]:
+    points = (kept or {}).get("result") or (measured if kept and kept["stopped"] else None)
+    if not points:
         st.info("Press the button to measure each available network's top-1 accuracy on these pictures.")
         return
-    points = kept["result"]
     fig = go.Figure(go.Scatter(
         x=[p["macs"] / 1e9 for p in points], y=[p["top1"] for p in points], text=[p["model"] for p in points],
         mode="markers+text", textposition="top center",
