@@ -12,6 +12,21 @@ def _header(page, index):
     return page.get_by_role("heading", name=f"{index + 1}. {STEPS[index].title}")
 
 
+def _press(page, key: str, index: int, tries: int = 3) -> None:
+    """Press `key` until step `index`'s heading shows. Why again: a key pressed while the page is
+    still mounting its buttons (whose shortcuts listen for it) was lost once in CI; a teacher would
+    press again, and so does the test - the last try's failure is the test's."""
+    for attempt in range(tries):
+        expect(page.get_by_role("button", name="Next")).to_be_visible()
+        page.keyboard.press(key)
+        try:
+            expect(_header(page, index)).to_be_visible(timeout=15_000 if attempt < tries - 1 else 60_000)
+            return
+        except AssertionError:
+            if attempt == tries - 1:
+                raise
+
+
 def test_arrow_keys_walk_the_tour(browser, app_url):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
@@ -21,12 +36,10 @@ def test_arrow_keys_walk_the_tour(browser, app_url):
         expect(_header(page, 0)).to_be_visible()
         idle(page)
         for index in range(1, 4):
-            page.locator("body").press("ArrowRight")
-            expect(_header(page, index)).to_be_visible()
+            _press(page, "ArrowRight", index)
             expect(page).to_have_url(re.compile(rf"step={SLUGS[index]}"))
             idle(page)
-        page.locator("body").press("ArrowLeft")
-        expect(_header(page, 2)).to_be_visible()
+        _press(page, "ArrowLeft", 2)
         expect(page).to_have_url(re.compile(rf"step={SLUGS[2]}"))
         idle(page)
         # the first step's demo from its button: the filters appear under it
