@@ -108,9 +108,7 @@ def analyse_frame(model: Model, picture: Image.Image, layer: str, *, k: int = 5,
     model.layer(layer)  # a bad layer name is one sentence before any work
     x = model.preprocess(picture.convert("RGB"))[None]
     logits, out = _pass(model, x, layer)  # one pass, inside model.running()
-    probs = torch.softmax(logits, 1)[0]
-    values, indices = probs.topk(min(k, probs.numel()))
-    top = [(int(i), model.labels[int(i)], float(v)) for v, i in zip(values, indices)]
+    top = model.ranked(torch.softmax(logits, 1)[0], k)
     maps = out[0]
     if maps.dim() != 3:
         raise ValueError(f"Layer {layer} gives no maps (its output has shape {tuple(out.shape)}); "

@@ -10,22 +10,15 @@ import cv2
 import numpy as np
 import torch
 
-from vislib.attribution.common import check_picture, finished
+from vislib.attribution.common import check_class, check_picture, finished
 from vislib.models import Model
 
 
 def _checked(model: Model, x: torch.Tensor, target: int | None) -> None:
     """The picture and the class checked as every method checks them, without running the network."""
     check_picture(x)
-    n = len(model.labels)
-    if target is not None and not 0 <= int(target) < n:
-        raise ValueError(f"The class {target} does not exist: {model.name} has classes 0 to {n - 1}.")
-
-
-def picture_pixels(model: Model, x: torch.Tensor) -> np.ndarray:
-    """The un-normalised picture of x [1,3,H,W] as an H x W x 3 uint8 array (RGB)."""
-    pixels = model.preprocessing.denormalise(x[0].detach().float().cpu()).clamp(0, 1)
-    return (pixels.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    if target is not None:
+        check_class(model, target)
 
 
 def random(model: Model, x: torch.Tensor, target: int | None = None, seed: int = 0) -> torch.Tensor:
@@ -40,9 +33,9 @@ def edges(model: Model, x: torch.Tensor, target: int | None = None) -> torch.Ten
     tutorial's `sobel_cam` averages |dx| and |dy| and saturates at 255; the true magnitude keeps the
     strongest edges apart."""
     _checked(model, x, target)
-    grey = cv2.cvtColor(picture_pixels(model, x), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    grey = cv2.cvtColor(np.asarray(model.to_image(x[0])), cv2.COLOR_RGB2GRAY).astype(np.float32)
     dx, dy = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)
     return finished(torch.from_numpy(cv2.magnitude(dx, dy)))
 
 
-__all__ = ["edges", "picture_pixels", "random"]
+__all__ = ["edges", "random"]

@@ -40,10 +40,15 @@ def prepare(model: Model, x: torch.Tensor, target: int | None) -> tuple[torch.Te
     x = x.detach().to(model.device, torch.float32)
     if target is None:
         return x, top_class(model, x)
+    return x, check_class(model, target)
+
+
+def check_class(model: Model, target: int) -> int:
+    """The class as an int, or ValueError with one sentence when the network has no such class."""
     n = len(model.labels)
     if not 0 <= int(target) < n:
         raise ValueError(f"The class {target} does not exist: {model.name} has classes 0 to {n - 1}.")
-    return x, int(target)
+    return int(target)
 
 
 @contextlib.contextmanager

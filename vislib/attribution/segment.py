@@ -12,7 +12,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vislib.attribution.baselines import picture_pixels
 from vislib.attribution.common import check_picture
 from vislib.attribution.registry import attribute, get_method
 from vislib.models import Model
@@ -49,7 +48,7 @@ def segment(model: Model, x: torch.Tensor, target: int | None = None, method: st
     amap = attribute(model, x, method, target, **params).numpy()
     labels = seed_labels(amap)
     background, foreground = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)  # GrabCut's GMMs
-    cv2.grabCut(np.ascontiguousarray(picture_pixels(model, x)[:, :, ::-1]), labels, None, background, foreground,
+    cv2.grabCut(np.ascontiguousarray(np.asarray(model.to_image(x[0]))[:, :, ::-1]), labels, None, background, foreground,
                 ITERATIONS, cv2.GC_INIT_WITH_MASK)
     return (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
 
@@ -62,7 +61,7 @@ def cut_out(model: Model, x: torch.Tensor, mask: np.ndarray) -> Image.Image:
         raise ValueError(f"The mask is {mask.shape[0]} x {mask.shape[1]} pixels but the picture "
                          f"{x.shape[2]} x {x.shape[3]}.")
     alpha = mask.astype(np.uint8)[:, :, None] * 255
-    return Image.fromarray(np.concatenate([picture_pixels(model, x), alpha], axis=2), "RGBA")
+    return Image.fromarray(np.concatenate([np.asarray(model.to_image(x[0])), alpha], axis=2), "RGBA")
 
 
 __all__ = ["cut_out", "seed_labels", "segment"]

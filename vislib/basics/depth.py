@@ -13,7 +13,6 @@ PyTorch's defaults), and the training batches are drawn with another.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import time
@@ -23,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from vislib.runtime import device_lock, report
+from vislib.runtime import one_thread, report
 
 WIDTH = 16          # channels of every hidden layer
 PICTURE = 14        # Fashion-MNIST pictures are averaged down from 28 to 14 px: the same lesson, 4x cheaper
@@ -91,23 +90,8 @@ def at_initialisation(depth: int, seed: int = 0, batch: int = 128) -> dict[str, 
     """Per-layer gradient norms of the plain and the residual network of `depth` layers, both
     freshly initialised from `seed`, on the same batch of Fashion-MNIST pictures."""
     x, y = fashion_tensors(batch, "test")
-    with _one_cpu_thread():
+    with one_thread():
         return {kind: gradient_norms(build(depth, kind == "residual", seed), x, y) for kind in ("plain", "residual")}
-
-
-@contextlib.contextmanager
-def _one_cpu_thread():
-    """One training step on one CPU thread: each step is hundreds of tiny operations, where a second
-    thread costs more in synchronisation than it brings (on 2 busy cores: 0.08 s a step on one
-    thread, 0.4 to 1.1 s on two). The thread count is process-wide, so it is set and restored while
-    this thread holds the CPU's queue, one step at a time, as vislib.data.tsne does."""
-    with device_lock("cpu"):
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
 
 
 RUNS = [("plain", 8), ("plain", None), ("residual", None)]  # None: the deep depth chosen
@@ -135,14 +119,14 @@ def train_race(depth: int = 32, shallow: int = 8, steps: int = 150, batch: int =
             if stopped:
                 break
             pick = order[step * batch:(step + 1) * batch]
-            with _one_cpu_thread():
+            with one_thread():  # hundreds of tiny operations: 0.08 s a step on one thread, 0.4-1.1 s on two
                 loss = F.cross_entropy(net(x_train[pick]), y_train[pick])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
             losses.append(float(loss.detach()))
             stopped = not report(progress, r * steps + step + 1, total, loss=losses[-1], run=r)
-        with torch.no_grad(), _one_cpu_thread():
+        with torch.no_grad(), one_thread():
             accuracy = float((net(x_test).argmax(1) == y_test).float().mean())
         runs.append({"name": f"{kind} {d} layers", "depth": d, "residual": kind == "residual", "loss": losses,
                      "accuracy": accuracy, "seconds": time.perf_counter() - start})

@@ -23,14 +23,13 @@ run there too.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
-from vislib.runtime import device_lock, report
+from vislib.runtime import one_thread, report
 
 NODES = 3  # interpolation nodes per box and axis (FIt-SNE's default)
 EXACT_BELOW = 1000  # fewer points: the exact N x N repulsion is cheaper than the grid and its FFTs
@@ -207,7 +206,7 @@ def embed(x, seed: int = 0, perplexity: float = 30.0, *, exaggeration: float = 1
     for phase, (alpha, momentum, limit) in enumerate([(exaggeration, 0.5, max_iter[0]), (1.0, 0.8, max_iter[1])]):
         last = math.inf
         for it in range(1, limit + 1):
-            with _one_thread(device):
+            with one_thread(device):  # bench/tsne.py --threads: one is faster
                 diff = y[i] - y[j]
                 q = 1 / (1 + (diff * diff).sum(1))
                 pull = (p * q)[:, None] * diff
@@ -230,23 +229,6 @@ def embed(x, seed: int = 0, perplexity: float = 30.0, *, exaggeration: float = 1
             opt.update.zero_()  # bhtsne and openTSNE start the second phase without momentum carry-over
     report(progress, step, step, kl=kl, embedding=y.cpu().numpy().copy(), phase=1)
     return y.cpu().numpy()
-
-
-@contextlib.contextmanager
-def _one_thread(device: torch.device):
-    """One step on one CPU thread: each step is many small tensor operations, where a second
-    thread costs more in synchronisation than it brings (bench/tsne.py --threads). torch's thread count is process-wide, so it is set and restored while this
-    thread holds the CPU's queue, one step at a time: other sessions' CPU work never runs with it."""
-    if device.type != "cpu":
-        yield
-        return
-    with device_lock(device):
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
 
 
 def _pca_init(x: torch.Tensor) -> torch.Tensor:

@@ -124,7 +124,10 @@ class Model:
             return net(batch.to(self.device)).float().softmax(dim=1).cpu()
 
     def top_k(self, image: Image.Image, k: int = 5) -> list[tuple[int, str, float]]:
-        probs = self.probabilities(self.preprocess(image)[None])[0]
+        return self.ranked(self.probabilities(self.preprocess(image)[None])[0], k)
+
+    def ranked(self, probs: torch.Tensor, k: int = 5) -> list[tuple[int, str, float]]:
+        """The k most probable classes of one picture's probabilities [classes], as (index, label, p)."""
         values, indices = probs.topk(min(k, len(probs)))
         return [(int(i), self.labels[int(i)], float(p)) for p, i in zip(values, indices)]
 

@@ -10,6 +10,7 @@ and a waiting session can be told how many are ahead of it (`progress.listening(
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import deque
 from typing import Callable
@@ -151,3 +152,21 @@ def device_lock(device: str | torch.device) -> DeviceQueue:
 def busy() -> bool:
     """Whether any device is held or waited for."""
     return any(q.ahead() for q in list(_queues.values()))
+
+
+@contextlib.contextmanager
+def one_thread(device: str | torch.device = "cpu"):
+    """A block of many tiny CPU operations (a t-SNE step, a small network's training step) on one
+    thread, where a second costs more in synchronisation than it brings. torch's thread count is
+    process-wide, so it is set and restored while this thread holds the CPU's queue: no other
+    session's CPU work runs with it. On another device, nothing changes."""
+    if torch.device(device).type != "cpu":
+        yield
+        return
+    with device_lock(device):
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)

@@ -78,6 +78,4 @@ def probabilities(model: Model, image: torch.Tensor) -> torch.Tensor:
 
 def top_classes(model: Model, picture: Image.Image, k: int = 5) -> list[tuple[int, str, float]]:
     """The top-k classes of a picture fed to the network as it is (a class image is not resized)."""
-    probs = probabilities(model, O.from_pil(picture, model.device)).cpu()
-    values, indices = probs.topk(min(k, len(probs)))
-    return [(int(i), model.labels[int(i)], float(p)) for p, i in zip(values, indices)]
+    return model.ranked(probabilities(model, O.from_pil(picture, model.device)).cpu(), k)
