@@ -23,6 +23,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from pytorch_grad_cam.metrics.cam_mult_image import CamMultImageConfidenceChange
+from pytorch_grad_cam.metrics.road import ROADCombined
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
+
+from vislib import render
 from vislib.attribution.common import prepare, seeded
 from vislib.models import Model
 from vislib.trust.curves import _curve
@@ -63,31 +68,20 @@ def check_metrics(metrics) -> tuple[str, ...]:
     return metrics
 
 
-def unit_scaled(amap) -> np.ndarray:
-    """A map [H,W] scaled to [0, 1], min to max (a constant map: all zeros), float32."""
-    values = np.asarray(amap, dtype=np.float64)
-    span = values.max() - values.min()
-    return (((values - values.min()) / span) if span > 0 else np.zeros_like(values)).astype(np.float32)
-
-
 def road(model: Model, x: torch.Tensor, target: int, amap, percentiles=ROAD_PERCENTILES, seed: int = 0) -> float:
     """pytorch-grad-cam's `ROADCombined` of the map scaled to [0, 1]. The imputation adds noise from
     the global generator: seeded with `seed` and restored, inside the queue (so it is repeatable
     and leaves other work's random numbers alone)."""
-    from pytorch_grad_cam.metrics.road import ROADCombined  # (grad-cam: imported when used, as an extra)
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
-    cam = unit_scaled(amap)[None]
+    cam = render.normalise(amap)[None]  # min to max; a constant map: all zeros
     with model.running() as net, seeded(model.device, seed):
         return float(ROADCombined(list(percentiles))(x, cam, [ClassifierOutputSoftmaxTarget(target)], net)[0])
 
 
 def confidence_change(model: Model, x: torch.Tensor, target: int, amap) -> tuple[float, float]:
     """(Y, O): the class's probability for the picture and for the picture times the map scaled to [0, 1]."""
-    from pytorch_grad_cam.metrics.cam_mult_image import CamMultImageConfidenceChange
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
     with model.running() as net, torch.no_grad():
         before = float(net(x).float().softmax(1)[0, target])
-        change = CamMultImageConfidenceChange()(x, unit_scaled(amap)[None], [ClassifierOutputSoftmaxTarget(target)],
+        change = CamMultImageConfidenceChange()(x, render.normalise(amap)[None], [ClassifierOutputSoftmaxTarget(target)],
                                                 net)
     return before, before + float(change[0])
 
