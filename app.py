@@ -13,6 +13,7 @@ import streamlit as st
 from ui import queue, sessions, sidebar
 
 sessions.start_reaper()
+sessions.freeze_imports()  # torch's and plotly's objects: out of the post-rerun gc.collect's walk
 
 st.set_page_config(page_title="Seeing what a CNN has learned", layout="wide")
 

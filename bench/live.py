@@ -9,7 +9,7 @@
    worker is fed frames at the camera's rate (goal: <= 1.5x alone). It also reports the longest
    hand-over of a frame (the webrtc callback's whole work) while the device is busy.
 
-    python bench/live.py [--seconds 30] [--repeat 3] [--fps 15] [--skip-browser] [--skip-sharing]
+    python bench/live.py [--seconds 30] [--repeat 3] [--fps 30] [--skip-browser] [--skip-sharing]
     python bench/live.py --quick      # 10 s in the browser, one matrix each way
 """
 import argparse
@@ -140,7 +140,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=30, help="how long the live page runs in the browser")
     p.add_argument("--repeat", type=int, default=3, help="best of N matrices, alone and shared")
-    p.add_argument("--fps", type=float, default=15, help="the camera's frame rate in the sharing test")
+    p.add_argument("--fps", type=float, default=30, help="the camera's frame rate in the sharing test (ui/live.py asks for 30)")
     p.add_argument("--skip-browser", action="store_true")
     p.add_argument("--skip-sharing", action="store_true")
     p.add_argument("--quick", action="store_true", help="10 s in the browser, one matrix each way")

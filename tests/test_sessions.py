@@ -45,3 +45,19 @@ def test_the_memory_of_closed_sessions_is_handed_back_in_the_next_two_rounds(mon
     sessions.one_round(None, state, now=41.0)                  # also when the runtime is gone
     sessions.one_round(rt, state, now=46.0)
     assert len(released) == 2
+
+
+def test_the_objects_alive_at_start_are_out_of_the_post_rerun_collections_walk():
+    import gc
+
+    from vislib.runtime import freeze_long_lived
+    before, made_later = [object()], []
+    try:
+        frozen = freeze_long_lived()
+        made_later.append([])
+        walked = {id(o) for o in gc.get_objects()}
+        assert frozen == gc.get_freeze_count() > 1000  # the interpreter and its imported libraries at least
+        assert id(before) not in walked and id(made_later) not in walked  # frozen
+        assert id(made_later[0]) in walked  # made since: still collected as usual
+    finally:
+        gc.unfreeze()  # leave this test process as it was

@@ -17,7 +17,7 @@ import time
 import streamlit as st
 from streamlit.runtime import Runtime
 
-from vislib.runtime import release_memory
+from vislib.runtime import freeze_long_lived, release_memory
 
 GRACE = 30.0  # seconds; below .streamlit/config.toml's disconnectedSessionTTL (45)
 EVERY = 5.0
@@ -74,3 +74,10 @@ def start_reaper() -> threading.Thread:
     thread = threading.Thread(target=_forever, name="session-reaper", daemon=True)
     thread.start()
     return thread
+
+
+@st.cache_resource(show_spinner=False)
+def freeze_imports() -> int:
+    """Once per server process, after the app's imports: keep Streamlit's collection after every
+    rerun cheap (vislib.runtime.freeze_long_lived). Returns how many objects it froze."""
+    return freeze_long_lived()

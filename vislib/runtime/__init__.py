@@ -7,10 +7,10 @@
 - `memory`: out-of-memory fallbacks (smaller batches, then a CPU copy), memory back to the system.
 """
 from vislib.runtime.devices import batch_size, default_device, describe, indexed, many_passes, resolve
-from vislib.runtime.memory import cpu_twin, falls_back, release_memory
+from vislib.runtime.memory import cpu_twin, falls_back, freeze_long_lived, release_memory
 from vislib.runtime.progress import Progress, checkpoint, listening, notify, report, within
 from vislib.runtime.queue import DeviceQueue, SharedNetworkError, device_lock, holds_a_device, one_thread
 
 __all__ = ["DeviceQueue", "Progress", "SharedNetworkError", "batch_size", "checkpoint", "cpu_twin", "default_device", "describe",
-           "device_lock", "falls_back", "holds_a_device", "indexed", "listening", "many_passes", "notify", "one_thread", "release_memory",
+           "device_lock", "falls_back", "freeze_long_lived", "holds_a_device", "indexed", "listening", "many_passes", "notify", "one_thread", "release_memory",
            "report", "resolve", "within"]
