@@ -48,12 +48,12 @@ STEPS: list[Step] = [
     Step("patches", "Maximally activating patches",
          "Take one channel and show it many pictures: the patches where it fires most tell us what it looks "
          "for. Each patch is exactly what one cell of the layer can see, its receptive field.",
-         "Zeiler & Fergus 2014, Fig. 2", "app_pages/patches.py", "patches", preset="patches"),
+         "Zeiler & Fergus 2014 (arXiv:1311.2901), Fig. 2", "app_pages/patches.py", "patches", preset="patches"),
     Step("unit", "One unit, three ways",
          "What does one unit detect? Make the picture it likes best by gradient ascent, look up the "
          "pictures that excite it, and ask which pixels made it fire. Together they tell a unit's story "
          "better than any one of them.",
-         "Olah, Mordvintsev & Schubert 2017 (Distill), 'Dataset examples' vs 'Optimization'",
+         "Olah, Mordvintsev & Schubert 2017 (Distill), 'Why visualize by optimization?'",
          "app_pages/unit.py", "unit",
          # Feature visualisation needs hundreds of steps (minutes on a CPU): the classroom row shows
          # the unit's examples and their guided backprop only.
@@ -61,13 +61,13 @@ STEPS: list[Step] = [
     Step("occlusion", "Occlusion",
          "Hide a grey square at every place of the picture in turn and watch the class's probability. "
          "Where hiding hurts most is what the network relied on: no gradients, just experiments.",
-         "Zeiler & Fergus 2014, Fig. 7", "app_pages/attribution.py", "occlusion",
+         "Zeiler & Fergus 2014 (arXiv:1311.2901), Fig. 7", "app_pages/attribution.py", "occlusion",
          settings={CLASSROOM: {"window": 56, "stride": 28}, PAPER: {"window": 16, "stride": 8}}),
     Step("saliency", "Saliency and guided backprop",
          "Which pixels, changed a little, would change the class score most? That is the gradient of the "
          "score with respect to the picture: the saliency map. Guided backprop keeps only the positive "
          "paths backwards through each ReLU and gives sharper, prettier maps.",
-         "Simonyan, Vedaldi & Zisserman 2014, Fig. 2; Springenberg et al. 2015, Fig. 3",
+         "Simonyan, Vedaldi & Zisserman 2014, Fig. 2; Springenberg et al. 2015, Fig. 1 (backprop, deconvnet, guided)",
          "app_pages/attribution.py", "saliency"),
     Step("gradcam", "Grad-CAM",
          "Weigh the last convolutional layer's maps by how much the class score depends on each, add them "
@@ -83,7 +83,7 @@ STEPS: list[Step] = [
     Step("fooling", "Fooling images",
          "Change every pixel by a few grey levels, in the direction that raises another class. To us the "
          "picture is unchanged; the network now sees an ostrich. Networks are not robust the way we are.",
-         "Szegedy et al. 2014, Fig. 5", "app_pages/fooling.py", "fooling", preset="fooling"),
+         "Szegedy et al. 2014 (arXiv:1312.6199), Fig. 5", "app_pages/fooling.py", "fooling", preset="fooling"),
     Step("deepdream", "DeepDream",
          "Whatever a layer sees in the picture, make more of it: gradient ascent on the layer's "
          "activations, on the picture itself, from a small copy up to full size. Shallow layers add "
@@ -94,7 +94,7 @@ STEPS: list[Step] = [
          "What does a layer remember of the picture? Start from noise and change it until the layer's "
          "features match the picture's. Shallow layers keep almost everything; deep layers keep what "
          "matters for the class and forget colours and exact places.",
-         "Mahendran & Vedaldi 2015, Fig. 6", "app_pages/inversion.py", "inversion", preset="inversion"),
+         "Mahendran & Vedaldi 2015 (CVPR), Fig. 6", "app_pages/inversion.py", "inversion", preset="inversion"),
     Step("texture", "Texture synthesis",
          "A texture is which features occur together, wherever they occur: the correlations (Gram matrices) "
          "of a layer's channels. Matching them from noise grows new texture that is never a copy.",
@@ -103,7 +103,7 @@ STEPS: list[Step] = [
          "Keep the deeper activations of your picture (its content) and the Gram matrices of a painting "
          "(its style). One optimisation then paints your picture in the painting's style, and no network "
          "was trained for it.",
-         "Gatys, Ecker & Bethge 2016, Fig. 3", "app_pages/texture_style.py", "style", preset="style"),
+         "Gatys, Ecker & Bethge 2016 (CVPR), Fig. 3", "app_pages/texture_style.py", "style", preset="style"),
 ]
 
 SLUGS = [step.slug for step in STEPS]

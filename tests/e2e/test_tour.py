@@ -1,4 +1,4 @@
-"""A full tour in Debian's Chromium: every page with a good upload, then a bad one.
+"""A full tour in Debian's Chromium: every page that uses the picture, with a good upload, then a bad one.
 
 For each page: upload a photo (on Predict, then open the page by its sidebar link), see the
 page's main output, take a screenshot; upload a text file named photo.jpg, see one error
@@ -140,6 +140,23 @@ def _unit(page):
     expect(page.get_by_role("link", name=re.compile(r"^Channel \d+$")).first).to_be_visible()  # the neighbours
 
 
+def _guided_tour(page):
+    """The tour opens at its first step; Next goes on, and the step's demo runs on the uploaded photo."""
+    expect(page.get_by_role("heading", name="1. The first layer")).to_be_visible()
+    page.get_by_role("button", name="Next").click()
+    expect(page.get_by_role("heading", name="2. Activation maps")).to_be_visible()
+    idle(page)
+    page.get_by_role("button", name="Run the demo").click()
+    expect(page.get_by_test_id("stImageCaption").filter(has_text=re.compile(r"^Channel \d+ over the picture$")))\
+        .to_be_visible(timeout=RESULT_MS)
+
+
+def _anatomy(page):
+    expect(page.get_by_text(re.compile(r"4,652,008 parameters"))).to_be_visible()
+    expect(page.get_by_test_id("stImageCaption").filter(has_text=re.compile(r"the centre cell sees \d+ x \d+ px")))\
+        .to_be_visible()
+
+
 def _atlas(page):
     box = page.get_by_role("textbox", name="Atlas folder on the server")
     box.fill("/no/such/atlas")
@@ -244,20 +261,24 @@ def _texture_style(page):
 
 
 # (link in the sidebar, url path, check of the good result)
-PAGES = [("Predict", "predict", _predict), ("First-layer filters", "filters", _filters),
+PAGES = [("Predict", "predict", _predict), ("Guided tour", "tour", _guided_tour),
+         ("First-layer filters", "filters", _filters),
          ("Activation maps", "activations", _activations), ("Attribution", "attribution", _attribution),
          ("Nearest neighbours", "neighbours", _neighbours), ("Feature map", "feature_map", _feature_map),
          ("Maximally activating patches", "patches", _patches), ("What one unit detects", "unit", _unit),
          ("Atlas of a network", "atlas", _atlas), ("Class images", "class_images", _class_images),
          ("Fooling", "fooling", _fooling), ("DeepDream", "deepdream", _deepdream),
-         ("Inversion", "inversion", _inversion), ("Texture and style", "texture_style", _texture_style)]
+         ("Inversion", "inversion", _inversion), ("Texture and style", "texture_style", _texture_style),
+         ("Network anatomy", "anatomy", _anatomy)]
 # What each page shows again after the bad upload, on the sample picture it falls back to.
-STILL_THERE = {"predict": "What the network sees: 224 x 224 px", "filters": "Filter 1, enlarged",
+STILL_THERE = {"predict": "What the network sees: 224 x 224 px", "tour": "2. Activation maps",
+               "filters": "Filter 1, enlarged",
                "activations": "Overlaid on what the network sees",
                "neighbours": "In feature space", "feature_map": "Nothing selected yet", "patches": "Activations: ",
                "unit": "The pictures that excite it most", "atlas": "Open an atlas",
                "class_images": "What the network says about this image:", "fooling": "Largest change per pixel",
-               "deepdream": "Steps per octave", "inversion": "From shallow to deep", "texture_style": "The sample"}
+               "deepdream": "Steps per octave", "inversion": "From shallow to deep", "texture_style": "The sample",
+               "anatomy": "Receptive field, layer by layer"}
 
 
 @pytest.fixture(scope="module")
