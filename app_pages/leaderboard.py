@@ -8,8 +8,9 @@ st.caption("Every attribution method draws a map, and the maps disagree. Which o
            "used? Score each method's maps over many pictures: remove the pixels a map ranks highest (deletion: "
            "the probability should fall fast), put them back into a blurred picture (insertion: it should rise "
            "fast), fill them from their neighbours (ROAD), or keep only what the map shows (average drop, "
-           "increase in confidence). The baselines Random and Edges know nothing of the network: a method that "
-           "does not beat them tells you nothing.")
+           "increase in confidence). The baselines know nothing of the class: Random weighs Grad-CAM's layer by "
+           "random numbers, Edges is the picture's edges with no network at all. A method that does not beat them "
+           "tells you nothing.")
 
 chosen = pick.pick_collection("board", default="samples")
 if chosen is None:

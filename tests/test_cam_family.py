@@ -1,10 +1,11 @@
 """pytorch-grad-cam's CAM variants: each equals the library's own map (same layer, same class) on
 efficientnet_lite0 and fashion_cnn, leaves the shared network as found (a stop midway included),
-and refuses a layer without a spatial map in one sentence."""
+and refuses a layer without a spatial map in one sentence; the random baseline is the library's RandomCAM."""
 from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 from pytorch_grad_cam import AblationCAM, EigenCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM, XGradCAM
@@ -30,8 +31,9 @@ def picture(model, image, size: int) -> torch.Tensor:
     return TF.normalize(TF.to_tensor(image.convert("RGB").resize((size, size))), model.mean, model.std)[None]
 
 
-def library_map(model, x, target: int, method: str, layer: str, batch_size: int = 16):
-    """The library's own map, on a private copy of the network (no queue, in-place flags off)."""
+def library_map(model, x, target: int, method, layer: str, batch_size: int = 16):
+    """The library's own map, on a private copy of the network (no queue, in-place flags off);
+    `method` is a name of LIBRARY or the library's class."""
     with model.running() as net:
         plain = copy.deepcopy(net)
     plain._forward_pre_hooks.clear()
@@ -40,13 +42,32 @@ def library_map(model, x, target: int, method: str, layer: str, batch_size: int 
             m.inplace = False
     module = dict(plain.named_modules())[layer]
     options = {"batch_size": batch_size} if method == "ablationcam" else {}
-    cam = LIBRARY[method](plain, [module], **options)
+    cam = (LIBRARY[method] if isinstance(method, str) else method)(plain, [module], **options)
     if method == "scorecam":
         cam.batch_size = batch_size
     try:
         return torch.from_numpy(cam(input_tensor=x.clone().requires_grad_(), targets=[ClassifierOutputTarget(target)])[0])
     finally:
         cam.activations_and_grads.release()
+
+
+def test_random_baseline_is_the_librarys_random_cam_seeded_without_the_global_generator(lite0, cat):
+    from pytorch_grad_cam import RandomCAM
+
+    from vislib.attribution.cams import gradcam_layer
+    x = picture(lite0, cat, 64)
+    np.random.seed(3)
+    expected_draw = np.random.rand(2)
+    np.random.seed(3)
+    first = attribution.attribute(lite0, x, "random", seed=5)
+    assert np.array_equal(np.random.rand(2), expected_draw)  # numpy's global generator untouched
+    np.random.seed(5)  # the library draws its weights from the global generator
+    reference = library_map(lite0, x, 281, RandomCAM, gradcam_layer(lite0))
+    assert first.shape == (64, 64) and float(first.min()) >= 0 and float(first.max()) == pytest.approx(1.0)
+    torch.testing.assert_close(first, reference, rtol=0, atol=1e-4 * float(reference.max()))
+    assert torch.equal(attribution.random(lite0, x, seed=5), first)
+    assert not torch.equal(attribution.random(lite0, x, seed=6), first)
+    assert torch.equal(attribution.random(lite0, x, 7, seed=5), first)  # the class changes nothing
 
 
 def state(model):

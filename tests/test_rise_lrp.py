@@ -1,5 +1,5 @@
 """RISE (seeded, finding a known region), LRP through Zennit (conservation, equal to Zennit on a
-private copy, refused in one sentence where Zennit cannot go) and the random and edge baselines."""
+private copy, refused in one sentence where Zennit cannot go) and the edge baseline (the random CAM: tests/test_cam_family.py)."""
 from __future__ import annotations
 
 import copy
@@ -161,19 +161,6 @@ def test_lrp_refuses_networks_zennit_cannot_canonise_in_one_sentence(lite0, cat)
 
 
 # ---------------------------------------------------------------- baselines
-
-def test_random_baseline_is_seeded_uniform_and_leaves_the_global_generator_alone(lite0, cat):
-    x = picture(lite0, cat, 48)
-    torch.manual_seed(3)
-    expected = torch.rand(2)
-    torch.manual_seed(3)
-    first = attribution.attribute(lite0, x, "random")
-    assert torch.equal(torch.rand(2), expected)
-    assert first.shape == (48, 48) and 0 <= first.min() and first.max() < 1
-    assert torch.equal(attribution.random(lite0, x), first)
-    assert torch.equal(first, torch.rand(48, 48, generator=torch.Generator().manual_seed(0)))
-    assert not torch.equal(attribution.random(lite0, x, seed=1), first)
-
 
 def test_edges_is_the_sobel_magnitude_of_the_grey_picture(lite0):
     pixels = torch.zeros(3, 24, 32)

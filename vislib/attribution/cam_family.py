@@ -30,7 +30,7 @@ class _Stop(Exception):
     """Raised from a pass when `progress` returned False: the library has no way to stop midway."""
 
 
-def _run(model: Model, x: torch.Tensor, target: int | None, layer: str | None, make, label: str,
+def run_cam(model: Model, x: torch.Tensor, target: int | None, layer: str | None, make, label: str,
          progress: Progress | None = None, batched: int = 0) -> torch.Tensor:
     """The library's map [H,W] for class `target` at `layer` (None: Grad-CAM's layer); `make(net,
     module)` builds the library's object. With `batched` = n, every pass after the first n (of the
@@ -76,24 +76,24 @@ def _run(model: Model, x: torch.Tensor, target: int | None, layer: str | None, m
 
 def gradcam_plus_plus(model: Model, x: torch.Tensor, target: int | None = None,
                       layer: str | None = None) -> torch.Tensor:
-    return _run(model, x, target, layer, lambda net, m: GradCAMPlusPlus(net, [m]), "Grad-CAM++")
+    return run_cam(model, x, target, layer, lambda net, m: GradCAMPlusPlus(net, [m]), "Grad-CAM++")
 
 
 def xgradcam(model: Model, x: torch.Tensor, target: int | None = None, layer: str | None = None) -> torch.Tensor:
-    return _run(model, x, target, layer, lambda net, m: XGradCAM(net, [m]), "XGrad-CAM")
+    return run_cam(model, x, target, layer, lambda net, m: XGradCAM(net, [m]), "XGrad-CAM")
 
 
 def layercam(model: Model, x: torch.Tensor, target: int | None = None, layer: str | None = None) -> torch.Tensor:
-    return _run(model, x, target, layer, lambda net, m: LayerCAM(net, [m]), "LayerCAM")
+    return run_cam(model, x, target, layer, lambda net, m: LayerCAM(net, [m]), "LayerCAM")
 
 
 def hirescam(model: Model, x: torch.Tensor, target: int | None = None, layer: str | None = None) -> torch.Tensor:
-    return _run(model, x, target, layer, lambda net, m: HiResCAM(net, [m]), "HiResCAM")
+    return run_cam(model, x, target, layer, lambda net, m: HiResCAM(net, [m]), "HiResCAM")
 
 
 def eigencam(model: Model, x: torch.Tensor, target: int | None = None, layer: str | None = None) -> torch.Tensor:
     """Class-independent: `target` only names the class other methods would explain."""
-    return _run(model, x, target, layer, lambda net, m: EigenCAM(net, [m]), "Eigen-CAM")
+    return run_cam(model, x, target, layer, lambda net, m: EigenCAM(net, [m]), "Eigen-CAM")
 
 
 def _batch(model: Model, batch_size: int | None) -> int:
@@ -109,7 +109,7 @@ def scorecam(model: Model, x: torch.Tensor, target: int | None = None, layer: st
         cam = ScoreCAM(net, [module])
         cam.batch_size = _batch(model, batch_size)  # the library reads it as an attribute
         return cam
-    return _run(model, x, target, layer, make, "Score-CAM", progress, batched=1)
+    return run_cam(model, x, target, layer, make, "Score-CAM", progress, batched=1)
 
 
 def ablationcam(model: Model, x: torch.Tensor, target: int | None = None, layer: str | None = None,
@@ -117,7 +117,7 @@ def ablationcam(model: Model, x: torch.Tensor, target: int | None = None, layer:
     """One pass per channel of the layer, from the layer on (its input is cached), in batches."""
     # A fresh ablation layer each call: the library's default argument is one object shared by
     # every call, and it keeps state (the activations, the channels left to ablate).
-    return _run(model, x, target, layer, lambda net, m: AblationCAM(
+    return run_cam(model, x, target, layer, lambda net, m: AblationCAM(
         net, [m], ablation_layer=AblationLayer(), batch_size=_batch(model, batch_size)), "Ablation-CAM",
         progress, batched=2)  # the picture, then again to cache the layer's input
 
@@ -127,4 +127,5 @@ def passes(model: Model, layer: str | None, batch_size: int | None) -> int:
     return 1 + math.ceil(model.layer(layer or gradcam_layer(model)).channels / _batch(model, batch_size))
 
 
-__all__ = ["ablationcam", "eigencam", "gradcam_plus_plus", "hirescam", "layercam", "passes", "scorecam", "xgradcam"]
+__all__ = ["ablationcam", "eigencam", "gradcam_plus_plus", "hirescam", "layercam", "passes", "run_cam", "scorecam",
+           "xgradcam"]

@@ -188,9 +188,10 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method(lrp, "LRP", "relevance", "Layer-wise relevance propagation: the score is handed back layer by layer, "
            "each layer sharing it among its inputs by their contributions, so the map adds up to the score.", (
                Param("epsilon", float, "the epsilon rule's stabiliser in the dense layers", least=0),), fast=True),
-    Method(baselines.random, "Random", "baselines", "Random noise, one value per pixel: a method that does no "
-           "better than this map on a faithfulness score tells nothing.", (
-               Param("seed", int, "the seed of the noise"),), fast=True),
+    Method(baselines.random, "Random", "baselines", "Grad-CAM's layer weighed by random numbers instead of the "
+           "class's gradients: blobs that know nothing of the class. A method no better than this on a "
+           "faithfulness score tells nothing.", (
+               Param("seed", int, "the seed of the random weights"), _LAYER), fast=True),
     Method(baselines.edges, "Edges", "baselines", "The picture's edges (a Sobel filter), with no network at all: "
            "many maps look like this, so a method should beat it.", fast=True),
 )}
