@@ -117,3 +117,36 @@ def test_the_unit_page_follows_its_link_and_shows_examples_and_the_histogram(mon
     run.click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert any(chart for chart in at.get("plotly_chart"))
+
+
+# ---------------------------------------------------------------- diversity
+
+def test_each_pictures_similarity_pushes_exactly_as_the_batchs_similarity():
+    from vislib.units import visualize
+    torch.manual_seed(0)
+    t = torch.rand(4, 6, 5, 5, requires_grad=True)
+    whole, = torch.autograd.grad(visualize._gram_similarity(t), t)
+    each = visualize._gram_similarity_each(t)
+    assert each.shape == (4,)
+    summed, = torch.autograd.grad(each.sum(), t, retain_graph=True)
+    torch.testing.assert_close(summed, whole)
+    one, = torch.autograd.grad(each[2], t)
+    assert float(one[2].abs().sum()) > 0 and float(one[[0, 1, 3]].abs().sum()) == 0  # picture 2's only
+
+
+def test_a_picture_that_falls_behind_is_pushed_less_and_the_others_more():
+    from vislib.optvis import Objective
+    from vislib.units import visualize
+    torch.manual_seed(0)
+    layer, start = "features.3", 0.15
+    reached = torch.tensor([10.0, 9.5, 6.0, 9.5])  # the plain picture, then three diverse: the second one far behind
+    goal = Objective(lambda acts: torch.tensor(1.0), "unit", (layer,))
+    steered = visualize._with_diversity(goal, layer, lambda acts: reached, start)
+    t = torch.rand(4, 6, 5, 5, requires_grad=True)
+    for _ in range(5):  # one call sets the weights, four steer them
+        total = steered.fn({layer: t})
+    got, = torch.autograd.grad(total, t)
+    for i, expected in ((0, start * visualize._GROW ** 4), (1, start * max(visualize._SHRINK ** 4, visualize.FLOOR)),
+                        (2, start * visualize._GROW ** 4)):
+        share, = torch.autograd.grad(visualize._gram_similarity_each(t[1:])[i], t)
+        torch.testing.assert_close(got[i + 1], -expected * share[i + 1])
