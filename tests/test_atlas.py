@@ -88,8 +88,8 @@ def test_a_folder_of_another_atlas_is_refused_in_one_sentence(net, pictures, tmp
 
 
 def test_the_ray_engine_on_a_local_cluster_equals_the_local_engine(net, pictures, tmp_path, monkeypatch):
-    """A local Ray on loopback (as a laptop starts it) runs the passes in an actor pool: the atlas's
-    files, the features and the patch state equal the local engine's."""
+    """A local Ray on loopback (as a laptop starts it) runs the passes in an actor pool and the feature
+    visualisations as tasks: the atlas's files, the features and the patch state equal the local engine's."""
     if importlib.util.find_spec("ray") is None:  # not importorskip: vislib must be first to import Ray
         pytest.skip("the distributed extra (pip install vislib[distributed]) is not installed")
     local, distributed = tmp_path / "local", tmp_path / "ray"
@@ -100,6 +100,12 @@ def test_the_ray_engine_on_a_local_cluster_equals_the_local_engine(net, pictures
     assert mismatch == [] and errors == []
     import ray
     assert ray.util.get_node_ip_address() == "127.0.0.1"
+    local, distributed = tmp_path / "local-fv", tmp_path / "ray-fv"  # with examples and visualisations
+    atlas.build(net, ["conv3"], pictures, local, k=4, steps=2, batch_size=8)
+    atlas.build(net, ["conv3"], pictures, distributed, k=4, steps=2, batch_size=8, engine="ray")
+    assert _files(local) == _files(distributed) and any(name.endswith(".png") for name in _files(local))
+    match, mismatch, errors = filecmp.cmpfiles(local, distributed, _files(local), shallow=False)
+    assert mismatch == [] and errors == []
     from vislib import features
     monkeypatch.setenv("VISLIB_CACHE", str(tmp_path / "cache-local"))
     want = features.extract(net, pictures, "conv3", batch_size=4)

@@ -84,7 +84,7 @@ def build(model: Model, layers: list[str], collection: Collection, out_dir, *, k
             return Atlas(folder)
     if visualize and not _store_examples(model, layers, collection, folder, progress, n, total):
         return Atlas(folder)
-    if visualize and not _visualize_all(model, layers, folder, chosen, progress, n + channels, total):
+    if visualize and not _visualize_all(model, layers, folder, chosen, engine, progress, n + channels, total):
         return Atlas(folder)
     manifest["complete"] = True
     store.write_json(folder / "manifest.json", manifest)
@@ -137,22 +137,32 @@ def _store_examples(model, layers, collection, folder, progress, done, total) ->
     return True
 
 
-def _visualize_all(model, layers, folder, chosen, progress, done, total) -> bool:
-    """Each channel's feature visualisation, FV_GROUP channels at a time; False when stopped."""
+def _visualize_all(model, layers, folder, chosen, engine, progress, done, total) -> bool:
+    """Each channel's feature visualisation, FV_GROUP channels at a time (with engine "ray", each
+    group a Ray task, as many at once as there are GPUs); False when stopped."""
     from vislib.units.visualize import feature_visualizations
 
+    groups = []
     for name in layers:
         count = model.layer(name).channels
         for first in range(0, count, chosen["fv_group"]):
             group = list(range(first, min(first + chosen["fv_group"], count)))
             if all(store.fv_path(folder, name, c).exists() for c in group):
-                done += len(group)
-                continue
-            images = feature_visualizations(model, name, group, steps=chosen["steps"], size=chosen["size"],
-                                            seed=chosen["seed"])
-            for c, image in zip(group, images):
-                store.save_fv(folder, name, c, image)
-            done += len(group)
-            if not report(progress, done, total):
-                return False
+                done += len(group)  # made before a stop
+            else:
+                groups.append((name, group))
+    options = {"steps": chosen["steps"], "size": chosen["size"], "seed": chosen["seed"]}
+    if engine == "ray":
+        from vislib.runtime.ray_pool import map_tasks
+        made = map_tasks(feature_visualizations, model, [((name, group), options) for name, group in groups])
+    else:
+        made = ((i, feature_visualizations(model, name, group, **options)) for i, (name, group) in enumerate(groups))
+    for index, images in made:  # in the order they finish
+        name, group = groups[index]
+        for c, image in zip(group, images):
+            store.save_fv(folder, name, c, image)
+        done += len(group)
+        if not report(progress, done, total):
+            made.close()  # Ray: the groups still running are cancelled
+            return False
     return True

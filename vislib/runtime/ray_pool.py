@@ -1,4 +1,5 @@
-"""Past one machine: a collection's pass in chunks on a Ray actor pool, results back in order.
+"""Past one machine: a collection's pass in chunks on a Ray actor pool, results back in order; and
+independent jobs on the network (feature visualisations) as Ray tasks spread over the GPUs.
 
 Ray is an optional extra (`pip install vislib[distributed]`) and is imported only here, only when a
 caller asks for `engine="ray"`. With RAY_ADDRESS set, the existing cluster is joined; otherwise a
@@ -48,14 +49,67 @@ class _ChunkActor:
     """Holds the network and the collection once; each call runs `work` on its chunks."""
 
     def __init__(self, work: Callable, model, collection, threads: int):
-        torch.set_num_threads(threads)  # this worker process's own setting, not the driver's
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.model = dataclasses.replace(model, net=model.net.to(device), device=device, _layers=None)
+        self.model = _placed(model, threads)
         self.work, self.collection = work, collection
 
     def __call__(self, rows: dict) -> dict:
         results = [self.work(self.model, self.collection, int(a), int(b)) for a, b in zip(rows["start"], rows["stop"])]
         return {"start": rows["start"], "result": [pickle.dumps(r) for r in results]}
+
+
+def _placed(model, threads: int):
+    """The shipped (CPU) model on this worker's device, computing with the driver's thread count."""
+    torch.set_num_threads(threads)  # this worker process's own setting, not the driver's
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return dataclasses.replace(model, net=model.net.to(device), device=device, _layers=None)
+
+
+def _shipped(model):
+    with model.running() as net:  # inside, no other job's hooks are on the network to be copied
+        return dataclasses.replace(model, net=copy.deepcopy(net).cpu(), device=torch.device("cpu"), _layers=None)
+
+
+def _resources(ray, workers: int | None) -> tuple[int, dict]:
+    """How many run at once (one per GPU, else VISLIB_RAY_WORKERS or 1) and what each asks for."""
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0))
+    cpus = max(1.0, float(resources.get("CPU", 1)))
+    workers = workers or int(os.environ.get("VISLIB_RAY_WORKERS", 0)) or gpus or 1
+    # An actor pool that takes every CPU leaves none for Ray's own read tasks and deadlocks: the
+    # workers share all CPUs but one (fractionally on a small machine).
+    return workers, ({"num_gpus": 1} if gpus else {"num_cpus": max(0.25, (cpus - 1) / workers)})
+
+
+def _task(fn: Callable, model, threads: int, args: tuple, kwargs: dict) -> bytes:
+    return pickle.dumps(fn(_placed(model, threads), *args, **kwargs))
+
+
+def map_tasks(fn: Callable, model, calls: Sequence[tuple[tuple, dict]], workers: int | None = None) -> Iterator:
+    """fn(model, *args, **kwargs) for each (args, kwargs) of `calls` as Ray tasks, at most `workers`
+    at once (one per GPU); yields (index in calls, result) as each finishes. Closing the iterator
+    (a stop) cancels the tasks still running. `fn` must be importable (a module-level function).
+
+    Tasks, not an actor pool: each call is long (minutes of optimisation) and independent, so
+    whichever GPU is free takes the next; the network is put in Ray's object store once."""
+    if not calls:
+        return
+    ray = start()
+    workers, per_task = _resources(ray, workers)
+    remote = ray.remote(**per_task)(_task)
+    shipped = ray.put(_shipped(model))
+    threads = torch.get_num_threads()
+    waiting = list(enumerate(calls))
+    running: dict = {}
+    try:
+        while waiting or running:
+            while waiting and len(running) < workers:
+                index, (args, kwargs) = waiting.pop(0)
+                running[remote.remote(fn, shipped, threads, args, kwargs)] = index
+            (ready,), _ = ray.wait(list(running), num_returns=1)
+            yield running.pop(ready), pickle.loads(ray.get(ready))
+    finally:
+        for ref in running:
+            ray.cancel(ref, force=True)
 
 
 def map_chunks(work: Callable, model, collection, bounds: Sequence[tuple[int, int]],
@@ -71,18 +125,11 @@ def map_chunks(work: Callable, model, collection, bounds: Sequence[tuple[int, in
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # the caller folds the chunks in order
     context.enable_progress_bars = False
-    resources = ray.cluster_resources()
-    gpus = int(resources.get("GPU", 0))
-    cpus = max(1.0, float(resources.get("CPU", 1)))
-    workers = workers or int(os.environ.get("VISLIB_RAY_WORKERS", 0)) or gpus or 1
-    # An actor pool that takes every CPU leaves none for Ray's own read tasks and deadlocks: the
-    # actors share all CPUs but one (fractionally on a small machine).
-    per_actor = {"num_gpus": 1} if gpus else {"num_cpus": max(0.25, (cpus - 1) / workers)}
+    workers, per_actor = _resources(ray, workers)
     # The driver's thread count in every actor: a CPU convolution's float sums depend on how it is
     # split over threads (2 actors with 1 thread each differed in the last bits on 2 cores).
     threads = torch.get_num_threads()
-    with model.running() as net:  # inside, no other job's hooks are on the network to be copied
-        shipped = dataclasses.replace(model, net=copy.deepcopy(net).cpu(), device=torch.device("cpu"), _layers=None)
+    shipped = _shipped(model)
     rows = ray.data.from_items([{"start": a, "stop": b} for a, b in bounds], override_num_blocks=len(bounds))
     done = rows.map_batches(_ChunkActor, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers),
                             fn_constructor_args=(work, shipped, collection, threads), **per_actor)
