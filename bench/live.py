@@ -11,6 +11,7 @@
 
     python bench/live.py [--seconds 30] [--repeat 3] [--fps 30] [--skip-browser] [--skip-sharing]
     python bench/live.py --quick      # 10 s in the browser, one matrix each way
+    python bench/live.py --engine-only [--device cuda]   # the frame work alone (bench/gpu_check.sh)
 """
 import argparse
 import re
@@ -136,6 +137,30 @@ def sharing(repeat: int, fps: float) -> dict:
             "paused_s": stats["paused"]}
 
 
+def engine_alone(device: str | None, frames: int = 60) -> dict:
+    """The page's frame work with nothing else running, as fast as it goes: frames per second with
+    top-5 and one layer's maps, and with Grad-CAM too (on a GPU: the ">= 30 fps" goal, no browser)."""
+    import vislib
+    from vislib import live
+    from vislib.images import sample_images
+
+    model = vislib.load_model(device=device)
+    cat = sample_images()["chelsea (cat)"]()
+    pictures = [cat.resize((320, 240)), cat.transpose(0).resize((320, 240))]
+    layer = model.layers()[len(model.layers()) // 2].name
+    out = {"device": str(model.device), "layer": layer}
+    for cam in (False, True):
+        for i in range(5):  # warm up (the traced copy, the device's kernels)
+            live.analyse_frame(model, pictures[i % 2], layer, cam=cam)
+        times = []
+        for i in range(frames):
+            start = time.perf_counter()
+            live.analyse_frame(model, pictures[i % 2], layer, cam=cam)
+            times.append(time.perf_counter() - start)
+        out["cam" if cam else "maps"] = (len(times) / sum(times), statistics.median(times) * 1000)
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=30, help="how long the live page runs in the browser")
@@ -144,7 +169,15 @@ def main() -> int:
     p.add_argument("--skip-browser", action="store_true")
     p.add_argument("--skip-sharing", action="store_true")
     p.add_argument("--quick", action="store_true", help="10 s in the browser, one matrix each way")
+    p.add_argument("--engine-only", action="store_true", help="only the frame work alone, as fast as it goes")
+    p.add_argument("--device", default=None, help="for --engine-only (default: vislib's choice)")
     args = p.parse_args()
+    if args.engine_only:
+        e = engine_alone(args.device)
+        for key, what in (("maps", "top-5 + one layer's maps"), ("cam", "top-5 + maps + Grad-CAM")):
+            print(f"live engine alone on {e['device']}, lite0 224 px, {what} ({e['layer']}): {e[key][0]:.1f} fps, "
+                  f"{e[key][1]:.1f} ms a frame (goal on a GPU: >= 30 fps)")
+        return 0
     if args.quick:
         args.seconds, args.repeat = 10, 1
     if not args.skip_browser:
