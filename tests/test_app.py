@@ -1,26 +1,13 @@
 """Every page under Streamlit's AppTest: it renders, shows the right numbers, survives bad choices."""
 import pytest
-from streamlit.testing.v1 import AppTest
+from apptest import captions, go, start
 
 CATS = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
 
 
 @pytest.fixture
 def app():
-    at = AppTest.from_file("../app.py", default_timeout=120)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def _captions(at):
-    return [c for image in at.get("image") for c in image.captions]
-
-
-def _go(at, page):
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return start(120)
 
 
 def test_opens_on_predict_with_top5_for_the_sample_cat(app):
@@ -29,7 +16,7 @@ def test_opens_on_predict_with_top5_for_the_sample_cat(app):
     assert top_label in CATS
     chart = app.get("plotly_chart")[0]
     assert '"orientation":"h"' in chart.proto.spec.replace(" ", "")
-    assert "What the network sees: 224 x 224 px" in _captions(app)
+    assert "What the network sees: 224 x 224 px" in captions(app)
 
 
 def test_sample_picker_changes_the_prediction(app):
@@ -39,17 +26,17 @@ def test_sample_picker_changes_the_prediction(app):
 
 
 def test_filters_page_shows_all_first_layer_kernels(app):
-    _go(app, "app_pages/filters.py")
+    go(app, "app_pages/filters.py")
     assert "32 filters of 3 x 3 pixels over 3 colour channels." in [m.value for m in app.markdown]
     app.number_input(key="filter-pick").set_value(5).run()
-    assert "Filter 5, enlarged" in _captions(app)
+    assert "Filter 5, enlarged" in captions(app)
     app.toggle[0].set_value(True).run()
     assert not app.exception
     assert [b.proto.label for b in app.get("download_button")][:1] == ["Download all filters"]
 
 
 def test_activation_page_reports_geometry_and_pages_channels(app):
-    _go(app, "app_pages/activations.py")
+    go(app, "app_pages/activations.py")
     layer_box = app.selectbox(key="layer-efficientnet_lite0")
     layer_box.set_value(next(o for o in layer_box.options if o.startswith("bn2 ("))).run()
     text = " ".join(m.value for m in app.markdown)

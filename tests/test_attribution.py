@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from apptest import captions
 from captum.attr import GuidedBackprop, IntegratedGradients, LayerGradCam, Saliency
 from PIL import Image
 from streamlit.testing.v1 import AppTest
@@ -367,10 +368,6 @@ def test_explain_mistakes_are_one_line_and_status_1(tmp_path, cat, capsys, args,
     assert message in err and "Traceback" not in err and err.count("\n") == 1, err
 
 
-def _captions(at):
-    return [c for image in at.get("image") for c in image.captions]
-
-
 def _page() -> AppTest:
     at = AppTest.from_file("../app.py", default_timeout=300)
     at.run()
@@ -385,7 +382,7 @@ def test_the_trust_section_plots_the_sanity_check():
     at.multiselect(key="attr-sanity").set_value(["gradcam"]).run()
     next(b for b in at.button if b.label == "Run the sanity check").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    strip = next(c for c in _captions(at) if c.startswith("One row per method"))
+    strip = next(c for c in captions(at) if c.startswith("One row per method"))
     assert strip.endswith("original, classifier, bn2, blocks.6.0" + strip.split("blocks.6.0")[1])
     specs = [c.proto.spec for c in at.get("plotly_chart")]
     assert any("rank correlation with the original map" in s for s in specs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from apptest import captions, ok
 from streamlit.testing.v1 import AppTest
 
 from ui.attribution import LECTURE
@@ -14,19 +15,10 @@ from vislib.data.collections import open_collection
 CAT = "sample:chelsea (cat)"
 
 
-def _captions(at):
-    return [c for image in at.get("image") for c in image.captions]
-
-
 def _open(page: str) -> AppTest:
     at = AppTest.from_file("../app.py", default_timeout=300)
     at.run()
     at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def _ok(at):
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -36,28 +28,28 @@ def test_the_page_shows_the_lecture_methods_then_those_picked_and_fills_slow_row
     text = " ".join(m.value for m in at.markdown)
     assert all(f"**{attribution.METHODS[m].label}**" in text for m in LECTURE)
     assert at.multiselect(key="attr-methods").value == LECTURE
-    assert sum(c.startswith("range ") for c in _captions(at)) == 6  # every lecture method but occlusion
+    assert sum(c.startswith("range ") for c in captions(at)) == 6  # every lecture method but occlusion
     assert "Run occlusion below the matrix to fill this row." in [i.value for i in at.info]
     at.selectbox(key=f"attr-second-efficientnet_lite0-{CAT}").set_value(283).run()  # Persian cat
-    assert sum(c.startswith("range ") for c in _captions(_ok(at))) == 12
+    assert sum(c.startswith("range ") for c in captions(ok(at))) == 12
     for label, value in (("Occlusion window (px)", 64), ("Occlusion stride (px)", 32)):
         next(s for s in at.slider if s.label == label).set_value(value).run()
     next(b for b in at.button if b.label == "Run occlusion").click().run()
-    assert sum(c.startswith("range ") for c in _captions(_ok(at))) == 14
+    assert sum(c.startswith("range ") for c in captions(ok(at))) == 14
     labels = [b.proto.label for b in at.get("download_button")]
     assert labels.count("Download") == 14 and "Download all panels (ZIP, with the raw maps as .npy)" in labels
     at.run()  # the next run draws them from the session's store: no button
-    assert "Run occlusion" not in [b.label for b in _ok(at).button]
-    assert sum(c.startswith("range ") for c in _captions(at)) == 14
+    assert "Run occlusion" not in [b.label for b in ok(at).button]
+    assert sum(c.startswith("range ") for c in captions(at)) == 14
     at.number_input(key="occ-point-x").set_value(40).run()  # a click on the picture sets the same box
-    curve = next(c.proto.spec for c in _ok(at).get("plotly_chart") if "probability of" in c.proto.spec)
+    curve = next(c.proto.spec for c in ok(at).get("plotly_chart") if "probability of" in c.proto.spec)
     assert '"x0":40' in curve.replace(" ", "")  # the dotted line at the point
     # the baselines and a CAM of the new kind, grouped under their headings
     at.multiselect(key="attr-methods").set_value(["gradcam", "gradcam_plus_plus", "random", "edges"]).run()
-    text = " ".join(m.value for m in _ok(at).markdown)
+    text = " ".join(m.value for m in ok(at).markdown)
     assert "Class activation maps: " in text and "Baselines: " in text and "Gradients: " not in text
     assert "**Grad-CAM++**" in text and "**Edges**" in text and "**Saliency**" not in text
-    assert sum(c.startswith("range ") for c in _captions(at)) == 8 and "Run occlusion" not in [b.label for b in
+    assert sum(c.startswith("range ") for c in captions(at)) == 8 and "Run occlusion" not in [b.label for b in
                                                                                               at.button]
 
 
@@ -65,8 +57,8 @@ def test_the_scores_table_equals_vislib_trust_and_the_cut_out_equals_segment(lit
     at = _open("app_pages/attribution.py")
     at.multiselect(key="attr-methods").set_value(["gradcam", "random"]).run()
     at.multiselect(key="attr-metrics").set_value(["deletion", "insertion", "average_drop", "increase"]).run()
-    next(b for b in _ok(at).button if b.label == "Score the maps").click().run()
-    table = _ok(at).dataframe[0].value
+    next(b for b in ok(at).button if b.label == "Score the maps").click().run()
+    table = ok(at).dataframe[0].value
     x = lite0.preprocess(cat)[None]
     for method in ("gradcam", "random"):
         amap = attribution.attribute(lite0, x, method, 282)  # the top class, tiger cat
@@ -81,7 +73,7 @@ def test_the_scores_table_equals_vislib_trust_and_the_cut_out_equals_segment(lit
     assert "Download the scores (CSV)" in [b.proto.label for b in at.get("download_button")]
     # the cut-out: Grad-CAM's map seeds GrabCut
     mask = segment(lite0, x, 282, "gradcam")
-    assert f"the mask: {mask.mean():.0%} of the picture" in _captions(at)
+    assert f"the mask: {mask.mean():.0%} of the picture" in captions(at)
     assert "Download the cut-out (PNG)" in [b.proto.label for b in at.get("download_button")]
 
 
@@ -91,8 +83,8 @@ def test_the_leaderboard_page_runs_and_equals_vislib_trust(lite0):
     at.number_input(key=f"board-pictures-{open_collection('samples').key}").set_value(2).run()
     at.multiselect(key="board-methods-efficientnet_lite0").set_value(["gradcam", "random"]).run()
     at.multiselect(key="board-metrics").set_value(["deletion", "increase"]).run()
-    next(b for b in _ok(at).button if b.label == "Run").click().run()
-    shown = _ok(at).dataframe[0].value
+    next(b for b in ok(at).button if b.label == "Run").click().run()
+    shown = ok(at).dataframe[0].value
     expected = trust.leaderboard(lite0, open_collection("samples"), ["gradcam", "random"], ["deletion", "increase"],
                                  pictures=[0, 1])
     assert shown["method"].tolist() == ["Grad-CAM", "Grad-CAM", "Random", "Random"]

@@ -3,6 +3,7 @@ the step and presenter mode taken from the URL, the Previous / Next buttons."""
 import re
 
 import pytest
+from apptest import captions
 from streamlit.testing.v1 import AppTest
 
 from ui import presets
@@ -40,10 +41,6 @@ def _tour(params=None, model="fashion_cnn"):
     return at
 
 
-def _captions(at):
-    return [c for image in at.main.get("image") for c in image.captions]
-
-
 def test_the_table_is_the_lecture_in_order():
     assert SLUGS == list(SHOWN)
     assert len(set(SLUGS)) == len(SLUGS)
@@ -70,14 +67,14 @@ def test_each_step_reads_names_its_figure_and_runs_its_demo(slug):
     at.button(key=f"run:tour:{slug}:fashion_cnn:sample:chelsea (cat):{presets.CLASSROOM}").click().run()
     assert not at.exception, [e.value for e in at.exception]
     count, first = SHOWN[slug]
-    captions = _captions(at)
-    assert len(captions) == count, captions
-    assert re.fullmatch(first, captions[0]), captions
+    shown = captions(at, at.main)
+    assert len(shown) == count, shown
+    assert re.fullmatch(first, shown[0]), shown
     assert len(at.get("download_button")) >= count  # every picture can be kept
     assert any(re.fullmatch(r"Took \d+\.\d s with the classroom \(fast\) settings\.", c.value) for c in at.caption)
     if slug == "gradcam":  # the two classes of the top two, as Predict ranks them
         top = at.session_state["current"][0].top_k(at.session_state["current"][2], 2)
-        assert [c.split(" (")[0] for c in captions] == [f"Grad-CAM of {label}" for _, label, _ in top]
+        assert [c.split(" (")[0] for c in shown] == [f"Grad-CAM of {label}" for _, label, _ in top]
 
 
 def test_the_url_selects_the_step_and_next_changes_the_url():

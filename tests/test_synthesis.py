@@ -1,6 +1,7 @@
 """Class images, fooling images, DeepDream and inversion reach their numbers (small sizes, few steps)."""
 import pytest
 import torch
+from apptest import captions, go, start
 from PIL import Image
 
 import vislib
@@ -141,33 +142,19 @@ def test_a_channel_the_layer_lacks_is_one_sentence(lite0, cat, tmp_path, capsys)
 
 # ---------------------------------------------------------------- the pages under AppTest
 
-from streamlit.testing.v1 import AppTest  # noqa: E402
 
 
 @pytest.fixture
 def app():
-    at = AppTest.from_file("../app.py", default_timeout=240)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def _go(at, page):
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return start(240)
 
 
 def _labels(at):
     return [b.proto.label for b in at.get("download_button")]
 
 
-def _captions(at):
-    return [c for image in at.get("image") for c in image.captions]
-
-
 def test_class_images_page_runs_and_offers_png_and_gif(app):
-    _go(app, "app_pages/class_images.py")
+    go(app, "app_pages/class_images.py")
     assert app.title[0].value == "Class images"
     assert "Press Run to start; the image updates as it is optimised." in [i.value for i in app.info]
     app.selectbox(key="classvis-preset").set_value("Simonyan 2014")
@@ -175,20 +162,20 @@ def test_class_images_page_runs_and_offers_png_and_gif(app):
     app.select_slider(key="classvis-size").set_value(64)
     app.button(key="run:classvis-efficientnet_lite0").click().run()
     assert not app.exception, [e.value for e in app.exception]
-    assert any(c.startswith("goldfish, Simonyan 2014 (20 of 20 steps") for c in _captions(app))
+    assert any(c.startswith("goldfish, Simonyan 2014 (20 of 20 steps") for c in captions(app))
     assert {"Download PNG", "Download GIF of the progress"} <= set(_labels(app))
     assert len(app.get("plotly_chart")) == 1  # the loss curve
     assert app.table[0].value["class"].iloc[0] == "goldfish (1)"  # the class image's own top class
 
 
 def test_fooling_page_shows_before_after_and_difference(app):
-    _go(app, "app_pages/fooling.py")
+    go(app, "app_pages/fooling.py")
     app.slider(key="fool-steps").set_value(30)
     app.button(key="run:fool-efficientnet_lite0-sample:chelsea (cat)").click().run()
     assert not app.exception, [e.value for e in app.exception]
-    captions = _captions(app)
-    assert "Original" in captions and "Difference, amplified" in captions
-    assert any(c.startswith("Fooling image (largest change 4/255)") for c in captions)
+    shown = captions(app)
+    assert "Original" in shown and "Difference, amplified" in shown
+    assert any(c.startswith("Fooling image (largest change 4/255)") for c in shown)
     text = " ".join(m.value for m in app.markdown)
     assert "fools the network: ostrich" in text
     assert len(app.table) == 2 and app.table[1].value["class"].iloc[0] == "ostrich (9)"
@@ -196,16 +183,16 @@ def test_fooling_page_shows_before_after_and_difference(app):
 
 
 def test_deepdream_and_inversion_pages_run(app):
-    _go(app, "app_pages/deepdream.py")
+    go(app, "app_pages/deepdream.py")
     app.slider(key="dream-octaves").set_value(2)
     app.slider(key="dream-steps").set_value(2)
     app.select_slider(key="dream-size").set_value(128)
     app.button(key="run:dream-efficientnet_lite0-sample:chelsea (cat)").click().run()
     assert not app.exception, [e.value for e in app.exception]
-    assert any(c.startswith("Dreamed on blocks.") and "(4 of 4 steps" in c for c in _captions(app))
-    _go(app, "app_pages/inversion.py")
+    assert any(c.startswith("Dreamed on blocks.") and "(4 of 4 steps" in c for c in captions(app))
+    go(app, "app_pages/inversion.py")
     app.slider(key="invert-steps").set_value(10)
     app.button(key="run:invert-efficientnet_lite0-sample:chelsea (cat)").click().run()
     assert not app.exception, [e.value for e in app.exception]
-    assert any(c.startswith("Reconstructed from blocks.") for c in _captions(app))
+    assert any(c.startswith("Reconstructed from blocks.") for c in captions(app))
     assert "Download GIF of the progress" in _labels(app)
