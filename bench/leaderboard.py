@@ -47,6 +47,9 @@ def main() -> int:
     params = {"rise": {"masks": 1000}} if args.quick else {}
     n = 3 if args.quick else args.pictures
     model = load_model("efficientnet_lite0", device=args.device)
+    if not args.methods and (why := attribution.relevance.support(model)):
+        methods.remove("lrp")  # every method that can explain the network
+        print(f"without LRP: {why}")
     collection = open_collection(DATA)
     chosen = [round(i * len(collection) / n) for i in range(n)]  # evenly over the classes
     done = pd.read_csv(args.scores) if args.scores.exists() else pd.DataFrame(columns=trust.SCORE_COLUMNS)
