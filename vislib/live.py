@@ -8,11 +8,8 @@ waits - and the camera's thread only ever hands a frame over, never waits for th
 """
 from __future__ import annotations
 
-import copy
 import threading
 import time
-import warnings
-import weakref
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -37,69 +34,6 @@ class FrameResult:
     seconds: float  # time the analysis took, queue wait included
 
 
-class _Tap(torch.nn.Module):
-    """A private copy of the network that returns (logits, the layer's output), for tracing."""
-
-    def __init__(self, net: torch.nn.Module, layer: str):
-        super().__init__()
-        self.net, self.seen = net, []
-        net.get_submodule(layer).register_forward_hook(lambda _m, _i, out: self.seen.append(out))
-
-    def forward(self, x):
-        self.seen.clear()
-        logits = self.net(x)
-        return logits, self.seen[-1]
-
-
-KEEP_TRACED = 4  # tapped copies kept per network
-_traced: dict[tuple[int, str], tuple[weakref.ref, torch.jit.ScriptModule | None]] = {}
-_traced_lock = threading.Lock()
-
-
-def _compiled(model: Model, layer: str, x: torch.Tensor):
-    """The network with `layer` tapped, traced into one TorchScript call (None where tracing fails).
-
-    Why: a pass of the shared network is a few hundred Python-level operator calls, each giving up
-    and taking back the GIL; in the server, where the WebRTC event loop holds the GIL much of the
-    time, each take-back waits up to the switch interval (5 ms), and a 0.1 s pass took 2-4 s.
-    A traced module runs the whole pass in C++ with the GIL released once. It is a private copy
-    (made while holding the queue, so no other job's hooks come along), run inside
-    `model.running()` like every pass; the last KEEP_TRACED (layer, input size) kept per network."""
-    key = (id(model), f"{layer}@{tuple(x.shape)}")
-    with _traced_lock:
-        kept = _traced.get(key)
-        if kept is not None and kept[0]() is model:
-            return kept[1]
-    with model.running() as net:
-        twin = copy.deepcopy(net)
-    twin._forward_pre_hooks.clear()  # the queue guard: the traced copy runs inside model.running() anyway
-    try:
-        with model.running(), torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer warnings about Python-computed padding: fixed input size
-            traced = torch.jit.trace(_Tap(twin, layer).eval(), x.to(model.device), check_trace=False)
-    except Exception:  # noqa: BLE001 - a network the tracer cannot follow runs the ordinary way
-        traced = None
-    with _traced_lock:
-        for old in [k for k, (ref, _) in _traced.items() if ref() is None]:
-            del _traced[old]
-        mine = [k for k in _traced if k[0] == key[0]]
-        for old in mine[:max(0, len(mine) - KEEP_TRACED + 1)]:
-            del _traced[old]  # the oldest layers first: a class watches a few layers, not all
-        _traced[key] = (weakref.ref(model), traced)
-    return traced
-
-
-def _pass(model: Model, x: torch.Tensor, layer: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and the layer's output (CPU, float32) for a batch of one, in one pass through the queue."""
-    traced = _compiled(model, layer, x)
-    if traced is None:
-        logits, seen = activations.capture(model, x, [layer])
-        return logits, seen[layer]
-    with model.running(), torch.inference_mode():
-        logits, out = traced(x.to(model.device))
-        return logits.float().cpu(), out.detach().float().cpu().clone()
-
-
 def analyse_frame(model: Model, picture: Image.Image, layer: str, *, k: int = 5, channels: int | None = 16,
                   cam: bool = False) -> FrameResult:
     """Top-k classes, `layer`'s activation maps (the `channels` strongest; None: all) and optionally
@@ -107,7 +41,8 @@ def analyse_frame(model: Model, picture: Image.Image, layer: str, *, k: int = 5,
     started = time.perf_counter()
     model.layer(layer)  # a bad layer name is one sentence before any work
     x = model.preprocess(picture.convert("RGB"))[None]
-    logits, out = _pass(model, x, layer)  # one pass, inside model.running()
+    logits, seen = activations.capture(model, x, [layer])  # one pass, inside model.running()
+    out = seen[layer]
     top = model.ranked(torch.softmax(logits, 1)[0], k)
     maps = out[0]
     if maps.dim() != 3:
