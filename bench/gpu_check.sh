@@ -27,7 +27,9 @@ DEVICE=${GPU_CHECK_DEVICE:-cuda}
 LOGS=$ROOT/bench/out/gpu_check
 FASHION70K=${FASHION70K:-$ROOT/bench/out/fashion70k.npy}
 mkdir -p "$LOGS"
-export PYTHONUNBUFFERED=1 VISLIB_DEVICE=$DEVICE
+# TQDM_DISABLE: pytorch-grad-cam draws a progress bar for Score-CAM and Ablation-CAM, which would
+# stand in a step's summary in place of its figures.
+export PYTHONUNBUFFERED=1 VISLIB_DEVICE=$DEVICE TQDM_DISABLE=1
 
 # All 70,000 Fashion-MNIST pictures (train + test), pixels in [0, 1], reduced to 50 dimensions by
 # PCA, as float32 rows: the input of the t-SNE goal (14 MB; Debian's dataset-fashion-mnist files).

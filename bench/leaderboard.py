@@ -16,9 +16,14 @@ the 1000-picture run can be done in pieces; the per-picture time printed lets on
 in a minute or two. Skips cleanly when ../shared/data is absent.
 """
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
+
+# pytorch-grad-cam draws a progress bar for every Score-CAM and Ablation-CAM map; tqdm reads this
+# when it is imported, so before the library is.
+os.environ.setdefault("TQDM_DISABLE", "1")
 
 import pandas as pd
 
