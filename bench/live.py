@@ -79,19 +79,26 @@ def browser_figures(seconds: float) -> dict:
             "camera_fps": statistics.median(camera), "counts": counts}
 
 
+def _camera(device: str | None = None):
+    """The network, two alternating 320 x 240 frames (a moving picture, crudely) and the page's
+    default layer (the middle one)."""
+    import vislib
+    from vislib.images import sample_images
+
+    model = vislib.load_model(device=device)
+    cat = sample_images()["chelsea (cat)"]()
+    frames = [cat.resize((320, 240)), cat.transpose(0).resize((320, 240))]
+    return model, cat, frames, model.layers()[len(model.layers()) // 2].name
+
+
 def sharing(repeat: int, fps: float) -> dict:
     """The Attribution matrix alone and beside a live worker fed at `fps` (the page's own objects)."""
-    import vislib
     from vislib import attribution, live
-    from vislib.images import sample_images
     from vislib.runtime import device_lock
 
-    model = vislib.load_model()
-    cat = sample_images()["chelsea (cat)"]()
-    frames = [cat.resize((320, 240)), cat.transpose(0).resize((320, 240))]  # a moving picture, crudely
+    model, cat, frames, layer = _camera()
     x = model.preprocess(cat)[None]
     target = model.top_k(cat, 1)[0][0]
-    layer = model.layers()[len(model.layers()) // 2].name
 
     def matrix() -> float:
         start = time.perf_counter()
@@ -140,14 +147,9 @@ def sharing(repeat: int, fps: float) -> dict:
 def engine_alone(device: str | None, frames: int = 60) -> dict:
     """The page's frame work with nothing else running, as fast as it goes: frames per second with
     top-5 and one layer's maps, and with Grad-CAM too (on a GPU: the ">= 30 fps" goal, no browser)."""
-    import vislib
     from vislib import live
-    from vislib.images import sample_images
 
-    model = vislib.load_model(device=device)
-    cat = sample_images()["chelsea (cat)"]()
-    pictures = [cat.resize((320, 240)), cat.transpose(0).resize((320, 240))]
-    layer = model.layers()[len(model.layers()) // 2].name
+    model, _, pictures, layer = _camera(device)
     out = {"device": str(model.device), "layer": layer}
     for cam in (False, True):
         for i in range(5):  # warm up (the traced copy, the device's kernels)

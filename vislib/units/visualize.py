@@ -45,12 +45,17 @@ def _seen_at(size: int):
     return t
 
 
+def _grams(t: torch.Tensor) -> torch.Tensor:
+    """Each picture's Gram matrix of a batch's activations [N,C,H,W], flattened to unit length [N, C*C]."""
+    n, c = t.shape[:2]
+    flat = t.float().reshape(n, c, -1)
+    return F.normalize((flat @ flat.transpose(1, 2)).reshape(n, -1), dim=1)
+
+
 def _gram_similarity(t: torch.Tensor) -> torch.Tensor:
     """The mean cosine similarity between the Gram matrices of a batch's activations [N,C,H,W]
     (Olah et al. 2017's diversity term, before its sign)."""
-    n, c = t.shape[:2]
-    flat = t.float().reshape(n, c, -1)
-    grams = F.normalize((flat @ flat.transpose(1, 2)).reshape(n, -1), dim=1)
+    n, grams = len(t), _grams(t)
     similarity = grams @ grams.T
     return (similarity.sum() - similarity.diagonal().sum()) / max(n * (n - 1), 1)
 
@@ -59,9 +64,7 @@ def _gram_similarity_each(t: torch.Tensor) -> torch.Tensor:
     """Each picture's similarity to the others [N], its gradient reaching that picture only. With
     equal weights their sum pushes every picture exactly as _gram_similarity does (whose gradient
     reaches both pictures of each pair); unequal weights push one picture less than the others."""
-    n, c = t.shape[:2]
-    flat = t.float().reshape(n, c, -1)
-    grams = F.normalize((flat @ flat.transpose(1, 2)).reshape(n, -1), dim=1)
+    n, grams = len(t), _grams(t)
     similarity = grams @ grams.detach().T
     others = similarity.sum(1) - similarity.diagonal()
     return 2 * others / max(n * (n - 1), 1)
