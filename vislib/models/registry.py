@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+import torch
 from torch import nn
 
 from vislib.models.checkpoints import ModelError, load_checkpoint
@@ -58,6 +59,12 @@ class Family:
         """A Model of this family around `net` (weights loaded): frozen, in eval mode, on `device`."""
         device = devices.resolve(device)
         net = net.eval().to(device)
+        if device.type == "cpu":
+            # oneDNN's convolutions run faster in channels-last order on the CPU, on every family of
+            # the zoo: forward 1.15-2.5x (lite0 2.5x), forward + backward 1.07-1.44x
+            # (bench/channels_last.py); the logits agree to float rounding (<= 4e-5). Only the
+            # weights change order: each layer's output follows them, the input may stay as it is.
+            net = net.to(memory_format=torch.channels_last)
         # Explanations need gradients with respect to the input only; frozen weights keep every
         # backward pass from also computing (and storing) weight gradients.
         net.requires_grad_(False)
