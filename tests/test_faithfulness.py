@@ -9,13 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from pytorch_grad_cam.metrics.road import ROADCombined
+from pytorch_grad_cam.metrics.road import NoisyLinearImputer, ROADCombined, neighbors_weights
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 from scipy import stats
 
 from vislib import trust
 from vislib.attribution import attribute
 from vislib.cli import main
+from vislib.trust.road import _Imputer, linear_system
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +106,29 @@ def test_road_is_pytorch_grad_cams_combined_road_at_20_40_60_80(random_fashion, 
     assert trust.faithfulness(random_fashion, x, target, amap, ["road"], seed=3)["road"] == pytest.approx(expected)
     assert torch.equal(torch.rand(3), before)  # the global generator is left as it was
     assert trust.ROAD_PERCENTILES == (20, 40, 60, 80)
+
+
+@pytest.mark.parametrize("removed", [0.2, 0.8])
+def test_roads_equation_system_and_imputed_picture_are_the_librarys(removed):
+    """A smooth map's most relevant pixels (a contiguous region, as a CAM's) at 96 px: the same
+    matrix and right-hand side as NoisyLinearImputer's, and the same filled picture for one seed."""
+    rng = np.random.default_rng(2)
+    smooth = cv2.resize(rng.random((6, 6)).astype(np.float32), (96, 96), interpolation=cv2.INTER_LINEAR)
+    mask = (smooth < np.percentile(smooth, 100 * removed)).astype(np.float32)  # 0: missing, as the library's
+    img = torch.from_numpy(rng.normal(0, 1, (3, 96, 96)).astype(np.float32))
+    expected_a, expected_b = NoisyLinearImputer.setup_sparse_system(mask, img.numpy(), neighbors_weights)
+    matrix, b = linear_system(mask, img.numpy())
+    assert matrix.shape == expected_a.shape == (int((mask == 0).sum()),) * 2
+    assert (matrix != expected_a.tocsc()).nnz == 0
+    assert np.array_equal(b, expected_b)
+    with torch.random.fork_rng():
+        torch.manual_seed(5)
+        expected = NoisyLinearImputer()(img, torch.from_numpy(mask))
+        torch.manual_seed(5)
+        filled = _Imputer()(img, torch.from_numpy(mask))
+    assert torch.allclose(filled, expected, atol=1e-6)
+    assert torch.equal(filled[:, mask == 1], img[:, mask == 1])  # known pixels untouched
+    assert not torch.allclose(filled, img)
 
 
 def test_every_metric_says_which_way_is_better_and_bad_input_is_one_sentence(random_fashion, case):

@@ -1,11 +1,8 @@
 """How faithful is one map to the network: five scores of a map for one picture and one class.
 
 * `deletion`, `insertion`: the areas under Petsiuk et al.'s curves (`curves`; 20 steps);
-* `road`: ROAD (Rong et al., "A Consistent and Efficient Evaluation Strategy for Attribution
-  Methods", 2022), pytorch-grad-cam's `ROADCombined` - the mean, over the percentiles 20, 40, 60,
-  80 (the library's tutorial), of (probability with the LEAST relevant pixels imputed - with the
-  MOST relevant imputed) / 2, the pixels filled by noisy linear imputation from their neighbours
-  so that the removal itself leaks no shape; higher is better;
+* `road`: ROAD (Rong et al. 2022) as pytorch-grad-cam computes it (`vislib.trust.road`), at the
+  percentiles 20, 40, 60, 80 (the library's tutorial); higher is better;
 * `average_drop`, `increase`: Chattopadhay et al. ("Grad-CAM++", 2018): the picture multiplied by
   the map (pytorch-grad-cam's `CamMultImageConfidenceChange`, in the network's normalised input,
   so a pixel the map ignores becomes the training set's mean colour); Average Drop % =
@@ -24,15 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from pytorch_grad_cam.metrics.cam_mult_image import CamMultImageConfidenceChange
-from pytorch_grad_cam.metrics.road import ROADCombined
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 
 from vislib import render
-from vislib.attribution.common import prepare, seeded
+from vislib.attribution.common import prepare
 from vislib.models import Model
 from vislib.trust.curves import _curve
-
-ROAD_PERCENTILES = (20, 40, 60, 80)
+from vislib.trust.road import ROAD_PERCENTILES, road
 
 
 @dataclass(frozen=True)
@@ -66,15 +61,6 @@ def check_metrics(metrics) -> tuple[str, ...]:
     if not metrics:
         raise ValueError(f"Choose at least one faithfulness metric: {', '.join(METRICS)}.")
     return metrics
-
-
-def road(model: Model, x: torch.Tensor, target: int, amap, percentiles=ROAD_PERCENTILES, seed: int = 0) -> float:
-    """pytorch-grad-cam's `ROADCombined` of the map scaled to [0, 1]. The imputation adds noise from
-    the global generator: seeded with `seed` and restored, inside the queue (so it is repeatable
-    and leaves other work's random numbers alone)."""
-    cam = render.normalise(amap)[None]  # min to max; a constant map: all zeros
-    with model.running() as net, seeded(model.device, seed):
-        return float(ROADCombined(list(percentiles))(x, cam, [ClassifierOutputSoftmaxTarget(target)], net)[0])
 
 
 def confidence_change(model: Model, x: torch.Tensor, target: int, amap) -> tuple[float, float]:
