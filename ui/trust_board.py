@@ -24,7 +24,7 @@ def pick(model_key: str) -> tuple[list[str], list[str]]:
                              key=f"board-methods-{model_key}")
     metrics = st.multiselect("Scores", list(trust.METRICS), default=[m for m in trust.METRICS if m != "road"],
                              format_func=lambda m: trust.METRICS[m].label, key="board-metrics",
-                             help="ROAD is the slowest: a few seconds a map on a CPU")
+                             help="ROAD is the slowest score: about a second a map on a CPU (8 imputed copies)")
     return methods, metrics
 
 
