@@ -141,3 +141,23 @@ def test_the_default_layer_is_gradcams_on_the_torchvision_families(random_model,
     assert attribution.gradcam_layer(model) == "layer4.1"
     ours = attribution.hirescam(model, x, 5)
     torch.testing.assert_close(ours, library_map(model, x, 5, "hirescam", "layer4.1"), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch, layer, target, one_picture", [
+    ("resnet18", "layer4.1.conv1", 381, [True]),  # inside a residual block: the skip from before it broadcasts
+    ("googlenet", "inception5b.branch2", 484, [True, False]),  # an Inception branch: concatenated after it
+])
+def test_ablation_cam_runs_the_layers_before_its_layer_once_where_it_can(arch, layer, target, one_picture,
+                                                                         random_model, cat, monkeypatch):
+    model = random_model(arch)
+    x = picture(model, cat, 64)
+    tried, run_cam = [], attribution.cam_family.run_cam
+    monkeypatch.setattr(attribution.cam_family, "run_cam",
+                        lambda *a, **k: tried.append(k["one_picture"]) or run_cam(*a, **k))
+    before = state(model)
+    ours = attribution.ablationcam(model, x, target, layer=layer, batch_size=16)
+    reference = library_map(model, x, target, "ablationcam", layer)
+    assert tried == one_picture  # one copy in; the library's copies only after a concatenation failed
+    assert float(reference.max()) > 0.5
+    assert float((ours - reference).abs().max()) <= 1e-4 * float(reference.max())
+    assert_as_found(model, before)

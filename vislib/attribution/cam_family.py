@@ -30,12 +30,18 @@ class _Stop(Exception):
     """Raised from a pass when `progress` returned False: the library has no way to stop midway."""
 
 
+class _NeedsCopies(Exception):
+    """A batched pass failed with one picture before the layer: a layer after it joins a branch from
+    before it (a concatenation wants the batch's size), so the library's own copies are needed."""
+
+
 def run_cam(model: Model, x: torch.Tensor, target: int | None, layer: str | None, make, label: str,
-         progress: Progress | None = None, batched: int = 0) -> torch.Tensor:
+         progress: Progress | None = None, batched: int = 0, one_picture: bool = False) -> torch.Tensor:
     """The library's map [H,W] for class `target` at `layer` (None: Grad-CAM's layer); `make(net,
     module)` builds the library's object. With `batched` = n, every pass after the first n (of the
     picture itself) is one batch of masked or ablated copies, reported to `progress` as copies
-    done of the layer's channels."""
+    done of the layer's channels; with `one_picture`, those passes take one copy of the picture
+    in (the layer makes the batch: see `ablationcam`)."""
     x, target = prepare(model, x, target)
     name = layer or gradcam_layer(model)
     module = model.module(name)
@@ -51,12 +57,16 @@ def run_cam(model: Model, x: torch.Tensor, target: int | None, layer: str | None
                 if not report(progress, done, channels):
                     raise _Stop
                 done += args[0].shape[0]
+                if one_picture:
+                    return (args[0][:1],) + args[1:]
         counter = net.register_forward_pre_hook(count)
         try:
             maps = cam(input_tensor=x.requires_grad_(cam.uses_gradients), targets=[ClassifierOutputTarget(target)])
         except _Stop:
             return torch.zeros(x.shape[2:])  # stopped: the library keeps no partial map
         except Exception:
+            if one_picture and passes > batched:
+                raise _NeedsCopies from None
             saved = cam.activations_and_grads.activations
             if saved and saved[0].dim() != 4:  # the library fails in a different place for each method
                 raise LayerError(f"{label} needs a layer with a spatial map, and {name!r} of {model.name} has "
@@ -114,12 +124,24 @@ def scorecam(model: Model, x: torch.Tensor, target: int | None = None, layer: st
 
 def ablationcam(model: Model, x: torch.Tensor, target: int | None = None, layer: str | None = None,
                 batch_size: int | None = None, progress: Progress | None = None) -> torch.Tensor:
-    """One pass per channel of the layer, from the layer on (its input is cached), in batches."""
+    """One pass per channel of the layer, from the layer on, in batches.
+
+    The library feeds each batch the picture repeated, and its ablation layer throws the layers
+    before it away: it returns the cached feature map with channels zeroed, whatever comes in. So
+    only one copy goes in; the layers after the ablation layer still see the whole batch (a skip
+    connection from before it broadcasts). Same map; at the last layer of efficientnet_lite0 about
+    10x faster (bench/cam_family.py). Where a concatenation after the layer needs the batch's size
+    all along (an Inception branch), the library's copies are used instead."""
     # A fresh ablation layer each call: the library's default argument is one object shared by
     # every call, and it keeps state (the activations, the channels left to ablate).
-    return run_cam(model, x, target, layer, lambda net, m: AblationCAM(
-        net, [m], ablation_layer=AblationLayer(), batch_size=_batch(model, batch_size)), "Ablation-CAM",
-        progress, batched=2)  # the picture, then again to cache the layer's input
+    def run(one_picture: bool) -> torch.Tensor:
+        return run_cam(model, x, target, layer, lambda net, m: AblationCAM(
+            net, [m], ablation_layer=AblationLayer(), batch_size=_batch(model, batch_size)), "Ablation-CAM",
+            progress, batched=2, one_picture=one_picture)  # the picture, then again to cache the layer's input
+    try:
+        return run(True)
+    except _NeedsCopies:
+        return run(False)
 
 
 def passes(model: Model, layer: str | None, batch_size: int | None) -> int:
