@@ -123,7 +123,6 @@ def test_the_batched_variants_report_progress_and_a_stop_leaves_the_network_as_f
                                       progress=lambda done, total: done < 16)
     assert torch.equal(stopped, torch.zeros(32, 32))  # the library keeps no partial map
     assert_as_found(lite0, before)
-    assert attribution.cam_family.passes(lite0, "blocks.3.0", 16) == 6
 
 
 @pytest.mark.parametrize("method, label", [("layercam", "LayerCAM"), ("ablationcam", "Ablation-CAM")])

@@ -12,8 +12,6 @@ off, a stop point before every pass) and its hooks are released in `finally`.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from pytorch_grad_cam import (AblationCAM, EigenCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM, XGradCAM)
 from pytorch_grad_cam.ablation_layer import AblationLayer
@@ -144,10 +142,5 @@ def ablationcam(model: Model, x: torch.Tensor, target: int | None = None, layer:
         return run(False)
 
 
-def passes(model: Model, layer: str | None, batch_size: int | None) -> int:
-    """How many batched passes Score-CAM or Ablation-CAM make at `layer` (for a page's estimate)."""
-    return 1 + math.ceil(model.layer(layer or gradcam_layer(model)).channels / _batch(model, batch_size))
-
-
-__all__ = ["ablationcam", "eigencam", "gradcam_plus_plus", "hirescam", "layercam", "passes", "run_cam", "scorecam",
+__all__ = ["ablationcam", "eigencam", "gradcam_plus_plus", "hirescam", "layercam", "run_cam", "scorecam",
            "xgradcam"]
