@@ -6,12 +6,15 @@ the checks the papers lead us to expect:
 * Petsiuk et al. 2018's ordering on insertion: RISE >= Grad-CAM > sliding window (occlusion).
 
     python bench/leaderboard.py [--pictures N] [--quick] [--methods A,B] [--metrics A,B]
-                                [--scores bench/out/leaderboard-scores.csv] [--device cpu|cuda]
+                                [--scores FILE.csv] [--device cpu|cuda]
 
 Pictures are N of the 1000 samples (one per class), evenly spaced over the classes, each explained
 for the network's top class. Resumable: each picture's scores are appended to --scores as soon as
 they are made, and a rerun with the same file skips the pictures (and methods) already there, so
-the 1000-picture run can be done in pieces; the per-picture time printed lets one size a piece.
+the 1000-picture run can be done in pieces; each map's seconds (with its scores) go beside it, to
+FILE-seconds.csv. With the papers' settings and all five metrics the file is, by default,
+bench/leaderboard-lite0.csv, kept in the repository: the run at 75-90 s a picture on a 2-core CPU
+(about a day for 1000) grows over sessions and machines instead of starting again each time.
 --quick: 3 pictures, six methods (RISE with 1000 masks), deletion and insertion only - the plumbing
 in a minute or two. Skips cleanly when ../shared/data is absent.
 """
@@ -40,7 +43,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--methods", help="comma-separated (default: every method of the registry)")
     ap.add_argument("--metrics", help="comma-separated (default: all five)")
-    ap.add_argument("--scores", type=Path, default=Path("bench/out/leaderboard-scores.csv"))
+    ap.add_argument("--scores", type=Path, help="default: bench/leaderboard-lite0.csv with all metrics and the "
+                    "papers' settings, else bench/out/leaderboard-scores.csv")
     ap.add_argument("--device", default=None)
     args = ap.parse_args()
     if not DATA.is_dir():
@@ -51,6 +55,10 @@ def main() -> int:
         trust.METRICS)
     params = {"rise": {"masks": 1000}} if args.quick else {}
     n = 3 if args.quick else args.pictures
+    if args.scores is None:
+        kept = not params and set(metrics) == set(trust.METRICS)  # rows a later full run can reuse
+        args.scores = Path("bench/leaderboard-lite0.csv" if kept else "bench/out/leaderboard-scores.csv")
+    timings = args.scores.with_name(args.scores.stem + "-seconds.csv")
     model = load_model("efficientnet_lite0", device=args.device)
     if not args.methods and (why := attribution.relevance.support(model)):
         methods.remove("lrp")  # every method that can explain the network
@@ -66,17 +74,19 @@ def main() -> int:
     seconds: dict[str, list[float]] = {m: [] for m in methods}
     for k, index in enumerate(chosen):
         started = time.perf_counter()
-        fresh = []
+        fresh, spent = [], []
         for method in methods:
             if (index, method) in have:
                 continue
             t = time.perf_counter()
             fresh.append(trust.picture_scores(model, collection, [method], metrics, params=params, pictures=[index]))
             seconds[method].append(time.perf_counter() - t)
+            spent.append({"picture": index, "method": method, "seconds": seconds[method][-1],
+                          "device": str(model.device)})
         if fresh:
             rows = pd.concat(fresh, ignore_index=True)
-            rows.to_csv(args.scores, mode="a", header=not args.scores.exists() or args.scores.stat().st_size == 0,
-                        index=False)
+            _append(rows, args.scores)
+            _append(pd.DataFrame(spent), timings)
             done = pd.concat([done, rows], ignore_index=True)
             print(f"picture {k + 1}/{n} (#{index}): {time.perf_counter() - started:.1f} s", flush=True)
 
@@ -92,8 +102,20 @@ def main() -> int:
         per_picture = sum(sum(s) / len(s) for s in timed.values())
         hours = per_picture * 1000 / 3600
         print(f"  all methods            {per_picture:7.2f}  -> 1000 pictures in about {hours:.1f} h")
+    if timings.exists():
+        spent = pd.read_csv(timings)
+        spent = spent[spent["picture"].isin(chosen) & spent["method"].isin(methods)]
+        print(f"\nthe table's {wanted['picture'].nunique()} pictures: {len(spent)} of their "
+              f"{wanted.groupby(['picture', 'method']).ngroups} maps timed in {args.scores.name}'s runs, "
+              f"{spent['seconds'].sum() / 3600:.2f} h in all ({', '.join(sorted(set(spent['device'])))})")
     checks(table)
     return 0
+
+
+def _append(rows: pd.DataFrame, path: Path) -> None:
+    """Rows at the end of a CSV file (a header when it starts it), six significant digits."""
+    rows.to_csv(path, mode="a", header=not path.exists() or path.stat().st_size == 0, index=False,
+                float_format="%.6g")
 
 
 def _mean(table, method, metric):
