@@ -6,16 +6,18 @@ the checks the papers lead us to expect:
 * Petsiuk et al. 2018's ordering on insertion: RISE >= Grad-CAM > sliding window (occlusion).
 
     python bench/leaderboard.py [--pictures N] [--quick] [--methods A,B] [--metrics A,B]
-                                [--scores FILE.csv] [--device cpu|cuda]
+                                [--scores FILE.csv] [--device cpu|cuda] [--budget SECONDS]
 
 Pictures are N of the 1000 samples (one per class), evenly spaced over the classes, each explained
-for the network's top class. Resumable: each picture's scores are appended to --scores as soon as
+for the network's top class, taken in an order that keeps every prefix spread over the classes
+(a stopped run's table is a fair sample). Resumable: each picture's scores are appended to --scores as soon as
 they are made, and a rerun with the same file skips the pictures (and methods) already there, so
 the 1000-picture run can be done in pieces; each map's seconds (with its scores) go beside it, to
 FILE-seconds.csv. With the papers' settings and all five metrics the file is, by default,
 bench/leaderboard-lite0.csv, kept in the repository: the run at 75-90 s a picture on a 2-core CPU
 (about a day for 1000) grows over sessions and machines instead of starting again each time.
---quick: 3 pictures, six methods (RISE with 1000 masks), deletion and insertion only - the plumbing
+--budget: start no picture after that many seconds, then print the table of what is there (a
+session's share of the long run, or a GPU check's). --quick: 3 pictures, six methods (RISE with 1000 masks), deletion and insertion only - the plumbing
 in a minute or two. Skips cleanly when ../shared/data is absent.
 """
 import argparse
@@ -46,6 +48,7 @@ def main() -> int:
     ap.add_argument("--scores", type=Path, help="default: bench/leaderboard-lite0.csv with all metrics and the "
                     "papers' settings, else bench/out/leaderboard-scores.csv")
     ap.add_argument("--device", default=None)
+    ap.add_argument("--budget", type=float, help="seconds: start no picture after this, then summarise")
     args = ap.parse_args()
     if not DATA.is_dir():
         print(f"skipped: {DATA} is not here (the ImageNet samples live outside the repository)")
@@ -64,7 +67,7 @@ def main() -> int:
         methods.remove("lrp")  # every method that can explain the network
         print(f"without LRP: {why}")
     collection = open_collection(DATA)
-    chosen = [round(i * len(collection) / n) for i in range(n)]  # evenly over the classes
+    chosen = spread([round(i * len(collection) / n) for i in range(n)])  # evenly over the classes
     done = pd.read_csv(args.scores) if args.scores.exists() else pd.DataFrame(columns=trust.SCORE_COLUMNS)
     have = set(zip(done["picture"], done["method"]))
     args.scores.parent.mkdir(parents=True, exist_ok=True)
@@ -72,8 +75,12 @@ def main() -> int:
           f"{len(have)} (picture, method) pairs already in {args.scores}", flush=True)
 
     seconds: dict[str, list[float]] = {m: [] for m in methods}
+    begun = time.perf_counter()
     for k, index in enumerate(chosen):
         started = time.perf_counter()
+        if args.budget is not None and started - begun > args.budget and any((index, m) not in have for m in methods):
+            print(f"the {args.budget:.0f} s budget is spent: stopped before picture {k + 1}/{n}", flush=True)
+            break
         fresh, spent = [], []
         for method in methods:
             if (index, method) in have:
@@ -110,6 +117,14 @@ def main() -> int:
               f"{spent['seconds'].sum() / 3600:.2f} h in all ({', '.join(sorted(set(spent['device'])))})")
     checks(table)
     return 0
+
+
+def spread(chosen: list[int]) -> list[int]:
+    """The pictures in an order whose every prefix is spread over all of them: position i goes at
+    the rank of its bits reversed (0, N/2, N/4, 3N/4, ...), so a run stopped after 64 pictures has
+    one every sixteenth class rather than the first 64 classes (animals, mostly)."""
+    bits = max(1, (len(chosen) - 1).bit_length())
+    return [chosen[i] for i in sorted(range(len(chosen)), key=lambda i: int(f"{i:0{bits}b}"[::-1], 2))]
 
 
 def _append(rows: pd.DataFrame, path: Path) -> None:
