@@ -17,8 +17,9 @@ if chosen is None:
     st.stop()
 collection, collection_key = chosen
 methods, metrics = board.pick(model_key)
-pictures = st.number_input("Pictures (the first ones of the collection)", 1, len(collection), min(8, len(collection)),
-                           key=f"board-pictures-{collection_key}")
+pictures = st.number_input("Pictures (spread evenly over the collection)", 1, len(collection), min(8, len(collection)),
+                           key=f"board-pictures-{collection_key}",
+                           help="Taken in an order that keeps them spread: stopped early, the table is still fair")
 if not methods or not metrics:
     st.info("Pick at least one method and one score.")
     st.stop()

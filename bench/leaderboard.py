@@ -67,7 +67,7 @@ def main() -> int:
         methods.remove("lrp")  # every method that can explain the network
         print(f"without LRP: {why}")
     collection = open_collection(DATA)
-    chosen = spread([round(i * len(collection) / n) for i in range(n)])  # evenly over the classes
+    chosen = trust.spread(len(collection), n)  # evenly over the classes, every prefix too
     done = pd.read_csv(args.scores) if args.scores.exists() else pd.DataFrame(columns=trust.SCORE_COLUMNS)
     have = set(zip(done["picture"], done["method"]))
     args.scores.parent.mkdir(parents=True, exist_ok=True)
@@ -117,14 +117,6 @@ def main() -> int:
               f"{spent['seconds'].sum() / 3600:.2f} h in all ({', '.join(sorted(set(spent['device'])))})")
     checks(table)
     return 0
-
-
-def spread(chosen: list[int]) -> list[int]:
-    """The pictures in an order whose every prefix is spread over all of them: position i goes at
-    the rank of its bits reversed (0, N/2, N/4, 3N/4, ...), so a run stopped after 64 pictures has
-    one every sixteenth class rather than the first 64 classes (animals, mostly)."""
-    bits = max(1, (len(chosen) - 1).bit_length())
-    return [chosen[i] for i in sorted(range(len(chosen)), key=lambda i: int(f"{i:0{bits}b}"[::-1], 2))]
 
 
 def _append(rows: pd.DataFrame, path: Path) -> None:

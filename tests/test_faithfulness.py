@@ -201,6 +201,17 @@ def test_an_interval_is_students_t():
     assert trust.interval([])[3] == 0 and math.isnan(trust.interval([2.0])[1])
 
 
+def test_spread_takes_pictures_evenly_and_every_prefix_is_spread_too():
+    order = trust.spread(1000, 1000)
+    assert sorted(order) == list(range(1000))
+    assert sorted(order[:8]) == list(range(0, 1000, 128))
+    for k in range(1, 1001):  # a run stopped after any k pictures leaves no gap over about twice 1000 / k
+        assert max(np.diff(sorted(order[:k]) + [1000])) <= 2 * 1000 / k + 1, k
+    assert sorted(trust.spread(1000, 8)) == list(range(0, 1000, 125))
+    assert trust.spread(10, 4) == [0, 5, 2, 8] and trust.spread(1000, 2) == [0, 500]
+    assert trust.spread(3, 5) == [0, 2, 1] and trust.spread(0, 4) == []
+
+
 # ---------------------------------------------------------------- vislib evaluate
 
 @pytest.fixture(scope="module")
@@ -217,6 +228,14 @@ def test_evaluate_writes_the_leaderboard_as_csv(folder, tmp_path, capsys):
     assert list(table["metric"]) == ["deletion", "increase"] * 2
     assert len(pd.read_csv(scores)) == 2 * 2 * 2
     assert f"wrote {out} (4 rows over 2 pictures)" in capsys.readouterr().out
+
+
+def test_evaluate_takes_its_pictures_spread_over_the_collection(noise_pictures, tmp_path):
+    folder = noise_pictures(4, seed=3)._items[0].rsplit("/", 1)[0]
+    scores = tmp_path / "scores.csv"
+    assert main(["evaluate", "--model", "fashion_cnn", "--methods", "saliency", "--collection", folder, "--pictures",
+                 "2", "--metrics", "increase", "--out", str(tmp_path / "b.csv"), "--scores", str(scores)]) == 0
+    assert pd.read_csv(scores)["picture"].tolist() == [0, 2]
 
 
 @pytest.mark.parametrize("args, message", [

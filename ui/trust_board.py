@@ -38,9 +38,9 @@ def run(model, model_key: str, collection, collection_key: str, methods: list[st
         store[key] = []
         while len(store) > 8:  # a session keeps its last few runs
             store.pop(next(iter(store)))
-        for i in range(pictures):
+        for i, index in enumerate(trust.spread(len(collection), pictures)):
             part = within(progress, i * len(methods), pictures * len(methods))
-            store[key].append(trust.picture_scores(model, collection, methods, metrics, part, pictures=[i]))
+            store[key].append(trust.picture_scores(model, collection, methods, metrics, part, pictures=[index]))
         return True
     jobs.run(key, job, "Run")
     return pd.concat(store[key], ignore_index=True) if store.get(key) else None

@@ -11,7 +11,7 @@ from vislib import trust
 def test_run_the_leaderboard_on_two_sample_pictures_and_download_the_table(page):
     page.get_by_role("link", name="Which map to trust").click()
     expect(page.get_by_role("heading", name="Which map to trust")).to_be_visible()
-    pictures = page.get_by_label("Pictures (the first ones of the collection)")
+    pictures = page.get_by_role("spinbutton", name="Pictures (spread evenly over the collection)")
     pictures.fill("2")
     pictures.press("Enter")
     idle(page)

@@ -23,7 +23,8 @@ def evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path, metavar="FILE.csv", help="the table to write")
     p.add_argument("--metrics", default=",".join(METRICS), metavar="A,B",
                    help="faithfulness metrics, comma-separated (default: %(default)s)")
-    p.add_argument("--pictures", type=positive, metavar="N", help="only the first N pictures of the collection")
+    p.add_argument("--pictures", type=positive, metavar="N", help="N pictures spread evenly over the collection "
+                   "(default: all)")
     p.add_argument("--steps", type=positive, default=20, help="steps of the deletion and insertion curves "
                    "(default: %(default)s)")
     p.add_argument("--scores", type=Path, metavar="FILE.csv", help="also write every picture's scores here")
@@ -33,7 +34,7 @@ def evaluate_run(args: argparse.Namespace) -> int:
     from vislib.attribution import get_method
     from vislib.data.collections import open_collection
     from vislib.models import load_model
-    from vislib.trust import check_metrics, picture_scores, summarise
+    from vislib.trust import check_metrics, picture_scores, spread, summarise
     methods, metrics = _names(args.methods), check_metrics(_names(args.metrics))
     if not methods:
         raise CommandError("Give --methods, e.g. --methods gradcam,occlusion.")
@@ -44,12 +45,13 @@ def evaluate_run(args: argparse.Namespace) -> int:
         writable_file(args.scores, (".csv",))
     collection = open_collection(args.collection)
     model = load_model(args.model)
-    n = min(len(collection), args.pictures or len(collection))
+    chosen = spread(len(collection), args.pictures or len(collection))
+    n = len(chosen)
 
     def progress(done, total, *_, **info):
         print(f"{done}/{total} maps (picture {info.get('picture')}, {info.get('method')})", file=sys.stderr,
               flush=True)
-    scores = picture_scores(model, collection, methods, metrics, progress, pictures=range(n), steps=args.steps)
+    scores = picture_scores(model, collection, methods, metrics, progress, pictures=chosen, steps=args.steps)
     table = summarise(scores)
     table.to_csv(args.out, index=False)
     if args.scores:

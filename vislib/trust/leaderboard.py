@@ -69,6 +69,18 @@ def picture_scores(model: Model, collection, methods: Iterable[str], metrics=tup
     return pd.DataFrame(rows, columns=SCORE_COLUMNS)
 
 
+def spread(count: int, n: int) -> list[int]:
+    """`n` picture indices (all `count` when n >= count) evenly spaced over a collection of `count`,
+    in an order whose every prefix is itself spread: position i of the n goes at the rank of its bits
+    reversed (0, n/2, n/4, 3n/4, ... with n rounded up to a power of 2), so the first k leave no gap
+    wider than about 2n/k. A folder is read in class order, so its first pictures are one class; a
+    run stopped after 64 of 1000 spread ones has seen about every sixteenth class."""
+    n = min(int(n), int(count))
+    evenly = [round(i * count / n) for i in range(n)]
+    bits = max(1, (n - 1).bit_length())
+    return [evenly[i] for i in sorted(range(n), key=lambda i: int(f"{i:0{bits}b}"[::-1], 2))]
+
+
 def interval(values) -> tuple[float, float, float, int]:
     """(mean, low, high, n): the mean and its 95% Student's t interval (NaN for fewer than 2 values)."""
     values = np.asarray(values, dtype=np.float64)
