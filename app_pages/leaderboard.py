@@ -23,6 +23,7 @@ pictures = st.number_input("Pictures (spread evenly over the collection)", 1, le
 if not methods or not metrics:
     st.info("Pick at least one method and one score.")
     st.stop()
-scores = board.run(model, model_key, collection, collection_key, methods, metrics, int(pictures))
+earlier, earlier_key = board.earlier_scores()
+scores = board.run(model, model_key, collection, collection_key, methods, metrics, int(pictures), earlier, earlier_key)
 if scores is not None and len(scores):
     board.show(scores)

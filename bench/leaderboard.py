@@ -68,8 +68,8 @@ def main() -> int:
         print(f"without LRP: {why}")
     collection = open_collection(DATA)
     chosen = trust.spread(len(collection), n)  # evenly over the classes, every prefix too
-    done = pd.read_csv(args.scores) if args.scores.exists() else pd.DataFrame(columns=trust.SCORE_COLUMNS)
-    have = set(zip(done["picture"], done["method"]))
+    done = trust.read_scores(args.scores) if args.scores.exists() else pd.DataFrame(columns=trust.SCORE_COLUMNS)
+    have = trust.scored(done, metrics)
     args.scores.parent.mkdir(parents=True, exist_ok=True)
     print(f"{model.name} on {model.device}; {n} pictures x {len(methods)} methods x {len(metrics)} metrics; "
           f"{len(have)} (picture, method) pairs already in {args.scores}", flush=True)
@@ -97,7 +97,7 @@ def main() -> int:
             done = pd.concat([done, rows], ignore_index=True)
             print(f"picture {k + 1}/{n} (#{index}): {time.perf_counter() - started:.1f} s", flush=True)
 
-    wanted = done[done["picture"].isin(chosen) & done["method"].isin(methods) & done["metric"].isin(metrics)]
+    wanted = trust.complete_pictures(done, chosen, methods, metrics)
     table = trust.summarise(wanted)
     print()
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))

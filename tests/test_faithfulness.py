@@ -193,6 +193,35 @@ def test_the_leaderboard_stops_with_the_finished_pictures(random_fashion, noise_
         trust.leaderboard(random_fashion, pictures, ["saliency"], pictures=[3])
 
 
+def test_a_run_goes_on_from_earlier_scores_and_makes_only_the_missing_maps(random_fashion, board):
+    pictures, metrics, scores, _ = board
+    # picture 0 whole, picture 1 without Grad-CAM, picture 2 with Grad-CAM's deletion only
+    partial = scores[(scores.picture == 0) | ((scores.picture == 1) & (scores.method == "saliency")) |
+                     ((scores.picture == 2) & (scores.method == "gradcam") & (scores.metric == "deletion"))]
+    assert trust.scored(partial, metrics) == {(0, "saliency"), (0, "gradcam"), (1, "saliency")}
+    seen, handed = [], []
+    again = trust.picture_scores(random_fashion, pictures, ["saliency", "gradcam"], metrics, steps=5,
+                                 progress=lambda done, total, *_, **info: seen.append((done, total, info["picture"],
+                                                                                       info["method"])),
+                                 earlier=partial.sample(frac=1, random_state=0), each=handed.append)
+    assert seen == [(1, 3, 1, "gradcam"), (2, 3, 2, "saliency"), (3, 3, 2, "gradcam")]  # 3 maps, not 6
+    assert [sorted(set(zip(h.picture, h.method))) for h in handed] == [
+        [(1, "gradcam")], [(2, "gradcam"), (2, "saliency")]]
+    pd.testing.assert_frame_equal(again, scores, check_exact=False, atol=1e-6)  # the same table, in its order
+
+
+def test_earlier_scores_that_are_not_a_scores_table_get_one_sentence(tmp_path):
+    (tmp_path / "board.csv").write_text("method,metric,mean\ngradcam,deletion,0.2\n")
+    with pytest.raises(ValueError, match=r"board.csv has no picture, target, value column: it is not a table of "):
+        trust.read_scores(tmp_path / "board.csv")
+    (tmp_path / "odd.csv").write_text("picture,target,method,metric,value\n0,1,gradcam,auc,0.2\n")
+    with pytest.raises(ValueError, match=r"odd.csv holds the unknown metric 'auc'; the metrics are deletion, "):
+        trust.read_scores(tmp_path / "odd.csv")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(ValueError, match=r"empty.csv is not a CSV table\.$"):
+        trust.read_scores(tmp_path / "empty.csv")
+
+
 def test_an_interval_is_students_t():
     values = [1.0, 2.0, 4.0, 7.0]
     mean, low, high, n = trust.interval(values)
@@ -230,12 +259,21 @@ def test_evaluate_writes_the_leaderboard_as_csv(folder, tmp_path, capsys):
     assert f"wrote {out} (4 rows over 2 pictures)" in capsys.readouterr().out
 
 
-def test_evaluate_takes_its_pictures_spread_over_the_collection(noise_pictures, tmp_path):
+def test_evaluate_takes_its_pictures_spread_over_the_collection_and_goes_on(noise_pictures, tmp_path, capsys):
     folder = noise_pictures(4, seed=3)._items[0].rsplit("/", 1)[0]
     scores = tmp_path / "scores.csv"
     assert main(["evaluate", "--model", "fashion_cnn", "--methods", "saliency", "--collection", folder, "--pictures",
                  "2", "--metrics", "increase", "--out", str(tmp_path / "b.csv"), "--scores", str(scores)]) == 0
     assert pd.read_csv(scores)["picture"].tolist() == [0, 2]
+    # a longer run with the same --scores goes on from them: only pictures 1 and 3 are new
+    first = pd.read_csv(scores)
+    assert main(["evaluate", "--model", "fashion_cnn", "--methods", "saliency", "--collection", folder, "--metrics",
+                 "increase", "--out", str(tmp_path / "b.csv"), "--scores", str(scores)]) == 0
+    assert "going on from" in capsys.readouterr().err
+    kept = pd.read_csv(scores)
+    assert kept["picture"].tolist() == [0, 2, 1, 3]  # appended in spread order, none made twice
+    pd.testing.assert_frame_equal(kept.iloc[:2], first)
+    assert pd.read_csv(tmp_path / "b.csv")["n"].tolist() == [4]
 
 
 @pytest.mark.parametrize("args, message", [

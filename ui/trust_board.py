@@ -10,7 +10,6 @@ from plotly.subplots import make_subplots
 
 from ui import jobs
 from vislib import attribution, trust
-from vislib.runtime import within
 
 QUICK_DEFAULT = ["saliency", "gradcam", "random", "edges"]  # fast, and the two baselines to beat
 
@@ -28,22 +27,42 @@ def pick(model_key: str) -> tuple[list[str], list[str]]:
     return methods, metrics
 
 
+def earlier_scores() -> tuple[pd.DataFrame | None, str]:
+    """An earlier run's scores to go on from (uploaded), with a key for them; (None, "") when none,
+    or when the file is not such a table (said in one sentence)."""
+    upload = st.file_uploader("Go on from an earlier run: every picture's scores (CSV)", type=["csv"],
+                              key="board-earlier", max_upload_size=50,  # 1000 pictures of every method: 5 MB
+                              help="The file \"Download every picture's scores\" gave, from the same network and "
+                              "collection: the maps already scored there are not made again")
+    if upload is None:
+        return None, ""
+    try:
+        return trust.read_scores(upload), f"{upload.name}-{upload.size}-{upload.file_id}"
+    except ValueError as err:
+        st.error(str(err).replace(f"{upload.name} ", f"The file {upload.name} ", 1))
+        return None, ""
+
+
 def run(model, model_key: str, collection, collection_key: str, methods: list[str], metrics: list[str],
-        pictures: int) -> pd.DataFrame | None:
-    """The Run button and the job; returns the per-picture scores made so far (None before a run)."""
-    key = f"board-{model_key}-{collection_key}-{methods}-{metrics}-{pictures}"
+        pictures: int, earlier: pd.DataFrame | None = None, earlier_key: str = "") -> pd.DataFrame | None:
+    """The Run button and the job; returns the per-picture scores made so far (None before a run):
+    the pictures spread over the collection (`trust.spread`) that have every score, those of
+    `earlier` included."""
+    key = f"board-{model_key}-{collection_key}-{methods}-{metrics}-{pictures}-{earlier_key}"
     store = st.session_state.setdefault("board-scores", {})
+    chosen = trust.spread(len(collection), pictures)
 
     def job(progress):
-        store[key] = []
+        store[key] = [] if earlier is None else [earlier]
         while len(store) > 8:  # a session keeps its last few runs
             store.pop(next(iter(store)))
-        for i, index in enumerate(trust.spread(len(collection), pictures)):
-            part = within(progress, i * len(methods), pictures * len(methods))
-            store[key].append(trust.picture_scores(model, collection, methods, metrics, part, pictures=[index]))
+        trust.picture_scores(model, collection, methods, metrics, progress, pictures=chosen, earlier=earlier,
+                             each=store[key].append)  # each picture kept as soon as it is scored: Stop keeps it
         return True
     jobs.run(key, job, "Run")
-    return pd.concat(store[key], ignore_index=True) if store.get(key) else None
+    if not store.get(key):
+        return None
+    return trust.complete_pictures(pd.concat(store[key], ignore_index=True), chosen, methods, metrics)
 
 
 def labelled(table: pd.DataFrame) -> pd.DataFrame:

@@ -27,14 +27,16 @@ def evaluate_args(p: argparse.ArgumentParser) -> None:
                    "(default: all)")
     p.add_argument("--steps", type=positive, default=20, help="steps of the deletion and insertion curves "
                    "(default: %(default)s)")
-    p.add_argument("--scores", type=Path, metavar="FILE.csv", help="also write every picture's scores here")
+    p.add_argument("--scores", type=Path, metavar="FILE.csv",
+                   help="also write every picture's scores here, each picture's as soon as they are made; when the "
+                   "file is there, go on from it (a long run stopped, even by Ctrl-C, loses at most one picture)")
 
 
 def evaluate_run(args: argparse.Namespace) -> int:
     from vislib.attribution import get_method
     from vislib.data.collections import open_collection
     from vislib.models import load_model
-    from vislib.trust import check_metrics, picture_scores, spread, summarise
+    from vislib.trust import SCORE_COLUMNS, check_metrics, picture_scores, read_scores, scored, spread, summarise
     methods, metrics = _names(args.methods), check_metrics(_names(args.metrics))
     if not methods:
         raise CommandError("Give --methods, e.g. --methods gradcam,occlusion.")
@@ -43,19 +45,26 @@ def evaluate_run(args: argparse.Namespace) -> int:
     writable_file(args.out, (".csv",))  # before the run, not after it
     if args.scores:
         writable_file(args.scores, (".csv",))
+    earlier = read_scores(args.scores) if args.scores and args.scores.is_file() else None
     collection = open_collection(args.collection)
     model = load_model(args.model)
     chosen = spread(len(collection), args.pictures or len(collection))
     n = len(chosen)
+    if earlier is not None:
+        print(f"going on from {args.scores}: {len(scored(earlier, metrics))} maps already scored", file=sys.stderr)
 
     def progress(done, total, *_, **info):
         print(f"{done}/{total} maps (picture {info.get('picture')}, {info.get('method')})", file=sys.stderr,
               flush=True)
-    scores = picture_scores(model, collection, methods, metrics, progress, pictures=chosen, steps=args.steps)
+
+    def append(rows):
+        header = not args.scores.is_file() or args.scores.stat().st_size == 0
+        args.scores.parent.mkdir(parents=True, exist_ok=True)
+        rows[SCORE_COLUMNS].to_csv(args.scores, mode="a", header=header, index=False)
+    scores = picture_scores(model, collection, methods, metrics, progress, pictures=chosen, steps=args.steps,
+                            earlier=earlier, each=append if args.scores else None)
     table = summarise(scores)
     table.to_csv(args.out, index=False)
-    if args.scores:
-        scores.to_csv(args.scores, index=False)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print(f"wrote {args.out} ({len(table)} rows over {n} pictures)")
     return OK

@@ -13,12 +13,12 @@ all here.)
 from vislib.trust.curves import (KINDS, Curve, DeletionCurve, blurred, curve, curves, deletion_curve, deletion_curves,
                                  insertion_curve)
 from vislib.trust.faithfulness import METRICS, Metric, check_metrics, faithfulness
-from vislib.trust.leaderboard import (COLUMNS, SCORE_COLUMNS, interval, leaderboard, picture_scores, spread,
-                                      summarise)
+from vislib.trust.leaderboard import (COLUMNS, SCORE_COLUMNS, complete_pictures, interval, leaderboard,
+                                      picture_scores, read_scores, scored, spread, summarise)
 from vislib.trust.road import ROAD_PERCENTILES
 from vislib.trust.sanity import RandomisationCheck, randomisation_check
 
 __all__ = ["COLUMNS", "KINDS", "METRICS", "ROAD_PERCENTILES", "SCORE_COLUMNS", "Curve", "DeletionCurve", "Metric",
-           "RandomisationCheck", "blurred", "check_metrics", "curve", "curves", "deletion_curve", "deletion_curves",
-           "faithfulness", "insertion_curve", "interval", "leaderboard", "picture_scores", "randomisation_check",
-           "spread", "summarise"]
+           "RandomisationCheck", "blurred", "check_metrics", "complete_pictures", "curve", "curves", "deletion_curve",
+           "deletion_curves", "faithfulness", "insertion_curve", "interval", "leaderboard", "picture_scores",
+           "randomisation_check", "read_scores", "scored", "spread", "summarise"]

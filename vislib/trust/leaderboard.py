@@ -9,7 +9,7 @@ benchmark as good as a bootstrap; with one picture it is undefined (NaN).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 import numpy as np
 
@@ -39,11 +39,18 @@ def check_methods(methods: Iterable[str]) -> list[str]:
 
 def picture_scores(model: Model, collection, methods: Iterable[str], metrics=tuple(METRICS),
                    progress: Progress | None = None, params: dict | None = None, pictures: Iterable[int] | None = None,
-                   steps: int = 20, seed: int = 0) -> pd.DataFrame:
+                   steps: int = 20, seed: int = 0, earlier: pd.DataFrame | None = None,
+                   each: Callable[[pd.DataFrame], None] | None = None) -> pd.DataFrame:
     """Every score of every method's map of every picture (those at `pictures`, else all), one row
-    each: SCORE_COLUMNS. Reports after each map, with the map as a preview; when told to stop,
-    returns the pictures finished so far (a half-scored picture would favour the methods that
-    came first). `params` maps a method to its keyword arguments."""
+    each: SCORE_COLUMNS, in the order of `pictures`, `methods` and `metrics`. Reports after each map,
+    with the map as a preview; when told to stop, returns the pictures finished so far (a
+    half-scored picture would favour the methods that came first). `params` maps a method to its
+    keyword arguments.
+
+    `earlier`: the scores of an earlier run on the same collection, network and settings (see
+    `read_scores`), to go on from: its (picture, method) pairs that have every metric are kept, not
+    made again. `each(rows)` gets each picture's new rows as soon as they are made (to append them
+    to a file, so that a run stopped any way loses at most one picture)."""
     import pandas as pd  # (imported when used: the engine runs without it, the table needs it)
     methods, metrics = check_methods(methods), check_metrics(metrics)
     params = params or {}
@@ -51,22 +58,79 @@ def picture_scores(model: Model, collection, methods: Iterable[str], metrics=tup
     for index in chosen:
         if not 0 <= index < len(collection):
             raise ValueError(f"The collection has {len(collection)} pictures; there is no picture {index}.")
+    have = scored(earlier, metrics) if earlier is not None else set()
+    kept = [] if earlier is None else list(earlier[SCORE_COLUMNS].itertuples(index=False, name=None))
+    todo = [(index, [m for m in methods if (index, m) not in have]) for index in chosen]
+    todo = [(index, left) for index, left in todo if left]
     rows: list[tuple] = []
-    total = len(chosen) * len(methods)
-    for done_pictures, index in enumerate(chosen):
+    made, total = 0, sum(len(left) for _, left in todo)
+    for index, left in todo:
         x, target = prepare(model, model.preprocess(collection[index][0])[None], None)
         found = []
-        for k, method in enumerate(methods):
+        for method in left:
             amap = attribute(model, x, method, target, **params.get(method, {}))
             scores = faithfulness(model, x, target, amap, metrics, steps=steps, seed=seed + index)
             found += [(index, target, method, metric, value) for metric, value in scores.items()]
             preview = render.colorize(amap.numpy()) if amap.std() > 0 else None
-            if not report(progress, done_pictures * len(methods) + k + 1, total, preview, method=method,
-                          picture=index):
-                return pd.DataFrame(rows, columns=SCORE_COLUMNS) if k + 1 < len(methods) else \
-                    pd.DataFrame(rows + found, columns=SCORE_COLUMNS)
+            made += 1
+            if not report(progress, made, total, preview, method=method, picture=index):
+                if method == left[-1]:
+                    rows += found
+                    if each is not None:
+                        each(pd.DataFrame(found, columns=SCORE_COLUMNS))
+                return complete_pictures(pd.DataFrame(kept + rows, columns=SCORE_COLUMNS), chosen, methods, metrics)
         rows += found
-    return pd.DataFrame(rows, columns=SCORE_COLUMNS)
+        if each is not None:
+            each(pd.DataFrame(found, columns=SCORE_COLUMNS))
+    return complete_pictures(pd.DataFrame(kept + rows, columns=SCORE_COLUMNS), chosen, methods, metrics)
+
+
+def complete_pictures(scores: pd.DataFrame, pictures: Iterable[int], methods: Iterable[str],
+                      metrics: Iterable[str]) -> pd.DataFrame:
+    """The rows of `scores` (SCORE_COLUMNS) of those `pictures` that have every method's every
+    metric - one row each, ordered by picture, method and metric as given. A table of half-scored
+    pictures would favour the methods that came first."""
+    pictures, methods, metrics = list(pictures), list(methods), list(metrics)
+    scores = scores[scores["picture"].isin(pictures) & scores["method"].isin(methods) & scores["metric"].isin(metrics)]
+    scores = scores.drop_duplicates(["picture", "method", "metric"])
+    pairs = scored(scores, metrics)
+    whole = {p for p in pictures if all((p, m) in pairs for m in methods)}
+    scores = scores[scores["picture"].isin(whole)]
+    keys = scores[["picture", "method", "metric"]].copy()
+    for name, order in (("picture", pictures), ("method", methods), ("metric", metrics)):
+        keys[name] = keys[name].map({v: i for i, v in enumerate(order)})
+    return scores.loc[keys.sort_values(list(keys.columns), kind="stable").index].reset_index(drop=True)
+
+
+def read_scores(source) -> pd.DataFrame:
+    """Every picture's scores as `picture_scores` makes them (SCORE_COLUMNS), from a CSV file's path
+    or an open file (such as an upload); ValueError with one sentence when it is not such a table."""
+    import pandas as pd
+    name = getattr(source, "name", source)
+    try:
+        scores = pd.read_csv(source)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        raise ValueError(f"{name} is not a CSV table.") from None
+    missing = [c for c in SCORE_COLUMNS if c not in scores.columns]
+    if missing:
+        raise ValueError(f"{name} has no {', '.join(missing)} column: it is not a table of every picture's scores "
+                         "(as \"Download every picture's scores\" or vislib evaluate --scores writes it).")
+    unknown = sorted(set(scores["metric"]) - set(METRICS))
+    if unknown:
+        raise ValueError(f"{name} holds the unknown metric {unknown[0]!r}; the metrics are {', '.join(METRICS)}.")
+    try:
+        return scores[SCORE_COLUMNS].astype({"picture": int, "target": int, "method": str, "metric": str,
+                                             "value": float})
+    except (ValueError, TypeError):
+        raise ValueError(f"{name} has a picture, target or value that is not a number.") from None
+
+
+def scored(scores: pd.DataFrame, metrics: Iterable[str] = tuple(METRICS)) -> set[tuple[int, str]]:
+    """The (picture, method) pairs of `scores` that have every one of `metrics`: a run going on from
+    them need not make those maps again."""
+    wanted = set(metrics)
+    found = scores[scores["metric"].isin(wanted)].groupby(["picture", "method"])["metric"].nunique()
+    return {(int(p), str(m)) for (p, m), n in found.items() if n == len(wanted)}
 
 
 def spread(count: int, n: int) -> list[int]:
