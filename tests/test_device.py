@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
+import subprocess
+import sys
 import threading
 import time
 from types import SimpleNamespace
@@ -206,3 +209,36 @@ def test_idle_devices_hand_freed_memory_back(monkeypatch):
     assert trims == [0]
     queue.release()
     _wait_until(lambda: trims == [0, 0])
+
+
+_FAULTS = """
+import resource, sys, torch
+import vislib.runtime.memory as memory
+
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize()
+
+x = torch.ones(2**24)  # 64 MB, every page written: over glibc's largest threshold for a mapped block
+del x
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(20):
+    x = torch.ones(2**24)
+    del x
+faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+kept = rss()
+memory.release_memory()
+print(faults, kept - rss())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc settings")
+@pytest.mark.parametrize("setting", ["", "system"])
+def test_freed_memory_is_reused_by_the_next_pass_and_handed_back_when_idle(setting):
+    env = dict(os.environ, VISLIB_MALLOC=setting)
+    out = subprocess.run([sys.executable, "-c", _FAULTS], env=env, capture_output=True, text=True, check=True).stdout
+    faults, handed_back = map(int, out.split())
+    pages = 20 * 2**26 // 4096
+    if setting == "system":  # glibc's defaults: each 64 MB block mapped anew and its pages faulted in again
+        assert faults > 0.9 * pages
+    else:  # vislib's: the same pages reused; the trim gives the 64 MB back
+        assert faults < 0.1 * pages and handed_back > 60 * 2**20, (faults, handed_back)
