@@ -5,7 +5,7 @@ side. Each in a process of its own - malloc's settings are the process's - one a
 * 15 passes of efficientnet_lite0 at batch 16, 224 px, in the main thread and in a thread started
   after the import (as Streamlit's script threads are): seconds, system time, page faults;
 * one picture's RISE (4000 masks) and Score-CAM (1280 passes) maps, as the Attribution page and
-  the leaderboard make them (--quick: the passes only).
+  the leaderboard make them, and a map's five faithfulness scores (--quick: the passes only).
 
     python bench/malloc.py [--quick]
 """
@@ -52,6 +52,13 @@ def child(quick: bool) -> None:
             started = time.perf_counter()
             attribution.attribute(model, picture, method, 1)
             found[f"{method} map"] = {"seconds": time.perf_counter() - started}
+        from vislib import trust
+        amap = attribution.attribute(model, picture, "edges", 1)
+        trust.faithfulness(model, picture, 1, amap)  # warm
+        started = time.perf_counter()
+        for _ in range(3):
+            trust.faithfulness(model, picture, 1, amap)
+        found["a map's 5 scores"] = {"seconds": (time.perf_counter() - started) / 3}
     print(json.dumps(found))
 
 
