@@ -59,11 +59,10 @@ def picture_scores(model: Model, collection, methods: Iterable[str], metrics=tup
         if not 0 <= index < len(collection):
             raise ValueError(f"The collection has {len(collection)} pictures; there is no picture {index}.")
     have = scored(earlier, metrics) if earlier is not None else set()
-    kept = [] if earlier is None else list(earlier[SCORE_COLUMNS].itertuples(index=False, name=None))
     todo = [(index, [m for m in methods if (index, m) not in have]) for index in chosen]
     todo = [(index, left) for index, left in todo if left]
     rows: list[tuple] = []
-    made, total = 0, sum(len(left) for _, left in todo)
+    made, total, going = 0, sum(len(left) for _, left in todo), True
     for index, left in todo:
         x, target = prepare(model, model.preprocess(collection[index][0])[None], None)
         found = []
@@ -73,16 +72,18 @@ def picture_scores(model: Model, collection, methods: Iterable[str], metrics=tup
             found += [(index, target, method, metric, value) for metric, value in scores.items()]
             preview = render.colorize(amap.numpy()) if amap.std() > 0 else None
             made += 1
-            if not report(progress, made, total, preview, method=method, picture=index):
-                if method == left[-1]:
-                    rows += found
-                    if each is not None:
-                        each(pd.DataFrame(found, columns=SCORE_COLUMNS))
-                return complete_pictures(pd.DataFrame(kept + rows, columns=SCORE_COLUMNS), chosen, methods, metrics)
-        rows += found
-        if each is not None:
-            each(pd.DataFrame(found, columns=SCORE_COLUMNS))
-    return complete_pictures(pd.DataFrame(kept + rows, columns=SCORE_COLUMNS), chosen, methods, metrics)
+            going = report(progress, made, total, preview, method=method, picture=index)
+            if not going:
+                break
+        if method == left[-1]:  # the picture is whole (also when told to stop after its last map)
+            rows += found
+            if each is not None:
+                each(pd.DataFrame(found, columns=SCORE_COLUMNS))
+        if not going:
+            break
+    made_now = pd.DataFrame(rows, columns=SCORE_COLUMNS)
+    everything = made_now if earlier is None else pd.concat([earlier[SCORE_COLUMNS], made_now], ignore_index=True)
+    return complete_pictures(everything, chosen, methods, metrics)
 
 
 def complete_pictures(scores: pd.DataFrame, pictures: Iterable[int], methods: Iterable[str],
