@@ -176,6 +176,6 @@ def test_cli_table_and_size(capsys):
 def test_cli_bad_model_exits_1(capsys):
     assert main(["anatomy", "--model", "lenet-9000"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: 'lenet-9000' is neither a model of the zoo") and err.count("\n") == 1
+    assert err.startswith("error: 'lenet-9000' is neither a network this app knows") and err.count("\n") == 1
     assert main(["anatomy", "--model", "fashion_cnn", "--size", "0"]) == 1
     assert "expected a whole number of at least 1" in capsys.readouterr().err

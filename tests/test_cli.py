@@ -106,7 +106,7 @@ def test_text_output_is_a_block_per_image(files, capsys):
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["predict", "--model", "no_such_net", "IMG"], "neither a model of the zoo"),
+    (["predict", "--model", "no_such_net", "IMG"], "is neither a network this app knows"),
     (["predict", "does/not/exist.jpg"], "no file or folder"),
     (["predict", "--top", "0", "IMG"], "--top"),
     (["predict", "--model", "IMG", "IMG"], "architecture"),  # an image is no checkpoint, and no arch given

@@ -278,7 +278,7 @@ def test_evaluate_takes_its_pictures_spread_over_the_collection_and_goes_on(nois
 
 @pytest.mark.parametrize("args, message", [
     (["--methods", "saliency,lime"], "error: Unknown attribution method 'lime'; choose one of: saliency,"),
-    (["--methods", "saliency", "--model", "nope"], "error: 'nope' is neither a model of the zoo"),
+    (["--methods", "saliency", "--model", "nope"], "error: 'nope' is neither a network this app knows"),
     (["--methods", "saliency", "--collection", "/no/such/folder"],
      "error: There is no folder or zip file named /no/such/folder."),
     (["--methods", "saliency", "--metrics", "auc"], "error: Unknown faithfulness metric 'auc'; choose from:"),

@@ -11,17 +11,17 @@ Families register themselves when their module is imported; `vislib.models` impo
 """
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-import torch
 from torch import nn
 
 from vislib.models.checkpoints import ModelError, load_checkpoint
 from vislib.models.model import Model, Preprocessing
-from vislib.runtime import devices, queue
+from vislib.models.wrapped import prepare
 
 DEFAULT_MODEL = "efficientnet_lite0"
 
@@ -57,18 +57,7 @@ class Family:
 
     def assemble(self, net: nn.Module, labels: list[str], device=None, name: str | None = None) -> Model:
         """A Model of this family around `net` (weights loaded): frozen, in eval mode, on `device`."""
-        device = devices.resolve(device)
-        net = net.eval().to(device)
-        if device.type == "cpu":
-            # oneDNN's convolutions run faster in channels-last order on the CPU, on every family of
-            # the zoo: forward 1.15-2.5x (lite0 2.5x), forward + backward 1.07-1.44x
-            # (bench/channels_last.py); the logits agree to float rounding (<= 4e-5). Only the
-            # weights change order: each layer's output follows them, the input may stay as it is.
-            net = net.to(memory_format=torch.channels_last)
-        # Explanations need gradients with respect to the input only; frozen weights keep every
-        # backward pass from also computing (and storing) weight gradients.
-        net.requires_grad_(False)
-        net.register_forward_pre_hook(queue.guard)
+        net, device = prepare(net, device)
         return Model(net=net, name=name or self.name, labels=list(labels), preprocessing=self.preprocessing(),
                      device=device, arch=self.name, first_conv=self.first_conv, classifier=self.classifier,
                      _catalogue=self.catalogue(net))
@@ -92,16 +81,28 @@ def register(fam: Family) -> Family:
 
 
 def family(name: str) -> Family:
+    """The family of that name: one of the zoo's, or one generated from torchvision's or timm's registry."""
+    from vislib.models import generated
     try:
-        return FAMILIES[name]
-    except (KeyError, TypeError):  # TypeError: an unhashable name, e.g. an upload's bytes
-        raise ModelError(f"'{name}' is not an architecture this app knows; "
-                         f"choose one of: {', '.join(architectures())}.") from None
+        found = FAMILIES.get(name) or generated.family(name)
+    except TypeError:  # an unhashable name, e.g. an upload's bytes
+        found = None
+    if found is None:
+        close = difflib.get_close_matches(name, architectures(), n=3, cutoff=0.8) if isinstance(name, str) else []
+        hint = f" Did you mean {', '.join(close)}?" if close else " `vislib models --all` lists them."
+        raise ModelError(f"'{name}' is not an architecture of torchvision or timm (timm's as timm:NAME).{hint}")
+    return found
 
 
-def architectures() -> list[str]:
-    """Every family: what a person's checkpoint may be an instance of."""
-    return list(FAMILIES)
+def architectures(search: str | None = None) -> list[str]:
+    """Every family a person's checkpoint may be an instance of: the zoo's, then torchvision's and
+    timm's (as timm:NAME); with `search`, those whose name contains it (any case)."""
+    from vislib.models import generated
+    names = list(FAMILIES) + generated.names(taken=FAMILIES)
+    if search:
+        needle = search.lower().strip()
+        names = [n for n in names if needle in n.lower()]
+    return names
 
 
 def list_models() -> list[str]:
@@ -117,13 +118,33 @@ def availability(name: str) -> Availability:
     return fam.weights.availability()
 
 
-def load_model(name: str = DEFAULT_MODEL, device=None, arch: str | None = None, labels=None) -> Model:
-    """Load a network of the zoo by name, or a checkpoint file (with `arch=` and optional `labels=`)."""
-    fam = FAMILIES.get(name) if isinstance(name, str) else None
-    if fam is not None and fam.weights is not None:
+WHOLE_NETWORK_FILES = (".pt2", ".onnx")
+
+
+def _file_name(source) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    return getattr(source, "name", "") or ""
+
+
+def load_model(name=DEFAULT_MODEL, device=None, arch: str | None = None, labels=None, input_size: int | None = None,
+               mean=None, std=None) -> Model:
+    """A network by name (the zoo's, any torchvision classification architecture, timm's as
+    timm:NAME, each with its library's ImageNet weights), a checkpoint file of any of those
+    architectures (`arch=`, optional `labels=`), or a whole-network file `.pt2` / `.onnx` (with
+    `input_size`, `mean`, `std` and optional `labels`). The path, bytes or upload of a file."""
+    is_file = not isinstance(name, (str, os.PathLike)) or os.path.exists(name)
+    if not is_file:
+        try:
+            fam = family(name)
+        except ModelError as err:
+            hint = str(err).split(". ", 1)[1] if ". " in str(err) else ""
+            raise ModelError(f"'{name}' is neither a network this app knows (the zoo's, torchvision's, or timm's "
+                             f"as timm:NAME) nor a file. {hint}".strip()) from None
         return fam.load(device)
-    if not isinstance(name, (str, os.PathLike)) or os.path.exists(name):  # a file, or an upload's bytes
-        if not arch:
-            raise ModelError("Choose the architecture the checkpoint was trained with (arch=...).")
-        return load_checkpoint(name, family(arch), labels, device)
-    raise ModelError(f"'{name}' is neither a model of the zoo ({', '.join(list_models())}) nor a checkpoint file.")
+    if _file_name(name).lower().endswith(WHOLE_NETWORK_FILES) and not arch:
+        from vislib.models.exported import load_exported
+        return load_exported(name, labels=labels, input_size=input_size, mean=mean, std=std, device=device)
+    if not arch:
+        raise ModelError("Choose the architecture the checkpoint was trained with (arch=...).")
+    return load_checkpoint(name, family(arch), labels, device)

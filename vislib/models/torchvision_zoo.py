@@ -91,7 +91,10 @@ def can_reach(host: str) -> bool:
 class TorchvisionWeights:
     """torchvision's DEFAULT weights of one architecture, kept in torchvision's cache."""
     arch: str
-    shape: Shape
+    build: dict = field(default_factory=dict)    # builder options for every network of the family
+    options: dict = field(default_factory=dict)  # ... and for torchvision's weights on top
+    unused: tuple[str, ...] = ()                 # prefixes of the weight file's keys the app drops
+    rename: Callable[[dict], dict] | None = None  # old key names in the file -> today's (DenseNet)
 
     @property
     def _default(self):
@@ -120,8 +123,9 @@ class TorchvisionWeights:
             # that file may be one a person put there by hand (the message below asks them to).
             state = torch.hub.load_state_dict_from_url(self._default.url, progress=False, check_hash=True,
                                                        weights_only=True)
-            net = torchvision.models.get_model(self.arch, weights=None, **self.shape.build, **self.shape.options)
-            net.load_state_dict({k: v for k, v in state.items() if not k.startswith(self.shape.unused)})
+            state = self.rename(state) if self.rename else state
+            net = torchvision.models.get_model(self.arch, weights=None, **self.build, **self.options)
+            net.load_state_dict({k: v for k, v in state.items() if not k.startswith(self.unused)})
         except Exception as err:  # URLError is an OSError; the restricted unpickler raises many kinds on garbage
             cached = os.path.exists(os.path.join(folder, file))
             why = "is damaged" if cached else "is not on this machine and could not be downloaded"
@@ -130,20 +134,21 @@ class TorchvisionWeights:
         return net
 
 
-def _build(arch: str, options: dict, num_classes: int) -> nn.Module:
+def build(arch: str, options: dict, num_classes: int) -> nn.Module:
     return torchvision.models.get_model(arch, weights=None, num_classes=num_classes, **options)
 
 
-def _preprocessing(arch: str) -> Preprocessing:
+def preprocessing(arch: str) -> Preprocessing:
     t = torchvision.models.get_model_weights(arch).DEFAULT.transforms()
     return Preprocessing(t.crop_size[0], t.resize_size[0], t.interpolation.value, tuple(t.mean), tuple(t.std))
 
 
 def _register(arch: str, shape: Shape) -> Family:
     return register(Family(
-        name=arch, build=functools.partial(_build, arch, shape.build), catalogue=shape.catalogue,
+        name=arch, build=functools.partial(build, arch, shape.build), catalogue=shape.catalogue,
         first_conv=shape.first_conv, classifier=shape.classifier,
-        preprocessing=functools.partial(_preprocessing, arch), weights=TorchvisionWeights(arch, shape)))
+        preprocessing=functools.partial(preprocessing, arch),
+        weights=TorchvisionWeights(arch, shape.build, shape.options, shape.unused)))
 
 
 FAMILIES = tuple(_register(arch, shape) for arch, shape in SHAPES.items())
