@@ -8,8 +8,9 @@ style), `cli` (`vislib COMMAND`). docs/API.md is the public contract.
 """
 from vislib import _moved
 from vislib.images import ImageError, load_image
-from vislib.models import LayerInfo, Model, ModelError, list_models, load_model
+from vislib.models import LayerInfo, Model, ModelError, architectures, list_models, load_model, wrap
 
 _moved.install()
 
-__all__ = ["ImageError", "LayerInfo", "Model", "ModelError", "list_models", "load_model", "load_image"]
+__all__ = ["ImageError", "LayerInfo", "Model", "ModelError", "architectures", "list_models", "load_model",
+           "load_image", "wrap"]

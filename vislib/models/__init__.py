@@ -7,6 +7,7 @@ from vislib.models.layers import LayerError, LayerInfo
 from vislib.models.model import Model, Preprocessing, fingerprint, penultimate
 from vislib.models.registry import (DEFAULT_MODEL, Availability, Family, WeightSource, architectures, availability,
                                     family, list_models, load_model, register)
+from vislib.models.wrapped import wrap
 
 # isort: off
 from vislib.models.efficientnet_lite import imagenet_labels, map_lite_weights
@@ -16,4 +17,4 @@ from vislib.models.fashion import NAME as FASHION_MODEL
 
 __all__ = ["DEFAULT_MODEL", "FASHION_MODEL", "Availability", "Family", "LayerError", "LayerInfo", "Model", "ModelError",
            "Preprocessing", "WeightSource", "architectures", "availability", "family", "fingerprint",
-           "imagenet_labels", "list_models", "load_model", "map_lite_weights", "penultimate", "register"]
+           "imagenet_labels", "list_models", "load_model", "map_lite_weights", "penultimate", "register", "wrap"]
