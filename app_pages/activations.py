@@ -5,7 +5,7 @@ from ui import cached, links, sidebar, widgets
 from vislib import activations, render
 
 PER_PAGE = 64
-model, model_key, picture, image_key = sidebar.current()
+model, model_key, picture, image_key = sidebar.current(needs=("layers",))
 st.title("Activation maps")
 st.caption("Each channel of a layer is one detector applied everywhere in the image; its map is bright where "
            "it fires. Early layers answer to edges and colours, deep layers to parts and objects. A cell "

@@ -5,7 +5,7 @@ from ui import collection as collections, jobs, links, sidebar, units as unit_ui
 from vislib import atlas, render
 
 PER_PAGE, TILE = 48, 96
-model, model_key, picture, image_key = sidebar.current()
+model, model_key, picture, image_key = sidebar.current(needs=("layers",))
 st.title("Atlas of a network")
 st.caption("Every channel of a layer at a glance, each as the picture it likes best; click one to see its top "
            "pictures and open its page. An atlas is built once (here for a small one, or with `vislib atlas build` "

@@ -2,7 +2,7 @@ import streamlit as st
 
 from ui import basics_conv, sidebar
 
-model, model_key, picture, image_key = sidebar.current()
+model, model_key, picture, image_key = sidebar.current(needs=("first_conv",))
 st.title("Convolution arithmetic")
 st.caption("A convolution slides a k x k filter over the input in steps of the stride, after adding a border "
            "of padding; dilation spreads the filter's taps apart. Each position gives one output value, each "

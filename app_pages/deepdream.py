@@ -4,7 +4,7 @@ from ui import links, presets, sidebar
 from ui import synthesis as ui
 from vislib import synthesis
 
-model, model_key, picture, image_key = sidebar.current()
+model, model_key, picture, image_key = sidebar.current(needs=("layers",))
 st.title("DeepDream")
 st.caption("Whatever a layer sees in your picture, make more of it: gradient ascent on the layer's activations, "
            "on the picture itself, from a small copy up to full size (octaves), with random shifts and steps "

@@ -10,7 +10,7 @@ from vislib import render
 from vislib.data import embedding
 
 MAX_GRID, MAX_SHOWN, TILE = 1024, 64, 64
-model, model_key, picture, image_key = sidebar.current()
+model, model_key, picture, image_key = sidebar.current(needs=("classifier",))
 st.title("Feature map")
 st.caption("Every picture of the collection becomes one point: its feature vector (the network's last "
            "layer before the classifier) squeezed into two dimensions. PCA keeps the two directions of "

@@ -3,7 +3,7 @@ import streamlit as st
 from ui import cached, sidebar, widgets
 from vislib import activations, render
 
-model, model_key, picture, image_key = sidebar.current()
+model, model_key, picture, image_key = sidebar.current(needs=("first_conv",))
 st.title("First-layer filters")
 st.caption("The first layer's weights live in pixel space, so they can be drawn as pictures. Trained "
            "networks learn oriented edges, stripes and opposing colours here, whatever their task.")

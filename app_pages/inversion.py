@@ -4,7 +4,7 @@ from ui import cached, presets, sidebar
 from ui import synthesis as ui
 from vislib import render, synthesis
 
-model, model_key, picture, image_key = sidebar.current()
+model, model_key, picture, image_key = sidebar.current(needs=("layers",))
 st.title("Inversion")
 st.caption("What does a layer remember of your picture? Start from noise and change the pixels until the "
            "layer's features match those of your picture, with a total-variation penalty that asks for a "

@@ -2,7 +2,7 @@ import streamlit as st
 
 from ui import live, sidebar, synthesis
 
-model, model_key, _, _ = sidebar.current()
+model, model_key, _, _ = sidebar.current(needs=("layers",))
 st.title("Live camera")
 st.caption("Hold something up to the camera and watch the network answer, frame by frame: its top five classes "
            "and the activation maps of one layer, as in the Deep Visualization Toolbox (Yosinski et al. 2015). "

@@ -6,7 +6,7 @@ from vislib import render
 from vislib.data import embedding
 
 TILE, PER_PAGE = 96, 32
-model, model_key, picture, image_key = sidebar.current()
+model, model_key, picture, image_key = sidebar.current(needs=("classifier",))
 st.title("Nearest neighbours")
 st.caption("Which pictures of a collection are closest to this one? In pixel space (the small pictures "
            "compared pixel by pixel) the neighbours share colours and layout; in the network's feature "

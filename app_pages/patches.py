@@ -6,7 +6,7 @@ from vislib import render
 from vislib.data import patches
 
 TILE, PER_PAGE = 72, 12
-model, model_key, picture, image_key = sidebar.current()
+model, model_key, picture, image_key = sidebar.current(needs=("layers",))
 st.title("Maximally activating patches")
 st.caption("Run many pictures through the network and, for one channel, keep the image regions where it "
            "fires most. Each patch is exactly what one cell of the layer sees (its receptive field): small "

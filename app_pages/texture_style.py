@@ -5,7 +5,7 @@ from ui import synthesis as page
 from vislib import images, render, synthesis
 from vislib.synthesis import style
 
-model, model_key, picture, image_key = sidebar.current()
+model, model_key, picture, image_key = sidebar.current(needs=("layers",))
 SAMPLES = synthesis.samples.texture_samples()
 st.title("Texture and style")
 st.caption("A texture is which features occur together, wherever they occur: the Gram matrices of a layer's "

@@ -5,7 +5,7 @@ import streamlit as st
 from ui import collection as collections, links, sidebar, units as unit_ui, widgets
 from vislib import render
 
-model, model_key, picture, image_key = sidebar.current()
+model, model_key, picture, image_key = sidebar.current(needs=("layers",))
 st.title("What one unit detects")
 st.caption("A unit is one channel of a layer: one detector applied everywhere in the picture. Three ways to see "
            "what it answers to: the picture it likes best (made by gradient ascent), the pictures of a collection "

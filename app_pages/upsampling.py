@@ -3,7 +3,7 @@ import streamlit as st
 from ui import basics_upsampling as up
 from ui import sidebar
 
-model, model_key, picture, image_key = sidebar.current()
+model, model_key, picture, image_key = sidebar.current(needs=("first_conv",))
 st.title("Upsampling")
 st.caption("A segmentation network shrinks the picture to understand it, then must grow its answer back to one "
            "label per pixel. Unpooling copies values (nearest neighbour), plants them in a corner (bed of "

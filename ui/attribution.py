@@ -58,9 +58,13 @@ def settings(model, model_key) -> dict:
     """The settings expander; returns {method: params} for the methods that take them."""
     with st.expander("Settings (the papers' defaults)"):
         a, b, c = st.columns(3)
-        layers = [info.name for info in model.layers()]
-        layer = a.selectbox("CAM layer (Grad-CAM and the other CAMs)", layers,
-                            index=layers.index(attribution.gradcam_layer(model)), key=f"attr-layer-{model_key}")
+        layers = [info.name for info in model.layers() if info.size[0] * info.size[1] > 1]
+        if layers:
+            layer = a.selectbox("CAM layer (Grad-CAM and the other CAMs)", layers,
+                                index=layers.index(attribution.gradcam_layer(model)), key=f"attr-layer-{model_key}")
+        else:  # a transformer's tokens: each CAM says so in its row, the other methods work
+            layer = None
+            a.caption("No CAM layer: this network keeps no map of the picture's layout.")
         baseline = b.radio("Integrated gradients starts from", attribution.BASELINES, horizontal=True,
                            index=attribution.BASELINES.index(default("integrated_gradients", "baseline")))
         samples = c.slider("SmoothGrad samples", 4, 32, default("smoothgrad", "samples"), 4)

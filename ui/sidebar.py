@@ -1,9 +1,10 @@
 """The sidebar every page shares: model picker, image picker (a sample, a file or a camera snapshot), device line.
 
 It leaves the chosen Model and picture in `st.session_state` for the page that runs after it;
-pages read them through `current()`. Networks of the zoo are cached for every session at once
-(`st.cache_resource`), so they are never changed in place; a person's own checkpoint belongs
-to their session only.
+pages read them through `current()`. Networks of the zoo (and every torchvision and timm
+architecture with its library's weights) are cached for every session at once
+(`st.cache_resource`), so they are never changed in place; a person's own network - a
+checkpoint or a whole-network file - belongs to their session only.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import streamlit as st
 import vislib
 from vislib import images, models, runtime
 
-CUSTOM = "your checkpoint"
+CUSTOM = "your network"
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the network...")
@@ -27,9 +28,26 @@ def _availability() -> dict[str, models.Availability]:
     return {name: models.availability(name) for name in models.list_models()}
 
 
+@st.cache_data(ttl=600, show_spinner=False)
+def _one_availability(name: str) -> models.Availability:
+    """A generated family's availability, asked only once it is chosen (not for 1,400 names at start)."""
+    return models.availability(name)
+
+
+@st.cache_data(show_spinner=False)
+def _generated() -> list[str]:
+    """Every torchvision and timm architecture after the zoo's: a list of names, read once."""
+    return models.architectures()[len(models.list_models()):]
+
+
 @st.cache_data(max_entries=16, show_spinner=False)
 def _sample(name: str):
     return images.sample_images()[name]()
+
+
+def custom_choice(model) -> str:
+    """The picker's entry for the session's own network (the name it shows is the value itself)."""
+    return f"{CUSTOM}: {model.name}"
 
 
 _MARK = {"ready": "", "download": " (downloads)", "unavailable": " (not available)"}
@@ -47,17 +65,23 @@ def _follow_link(names: list[str]) -> None:
 
 def _model_picker():
     status = _availability()
-    _follow_link(list(status))
-    names = list(status) + ([CUSTOM] if st.session_state.get("custom_model") else [])
+    generated = _generated()
+    _follow_link(list(status) + generated)
+    own = st.session_state.get("custom_model")
+    names = ([custom_choice(own)] if own else []) + list(status) + generated
     choice = st.selectbox("Network", names, key="model_name",
-                          format_func=lambda n: n + _MARK[status[n].state] if n in status else
-                          f"{CUSTOM}: {st.session_state['custom_model'].name}")
-    with st.expander("Use your own checkpoint"):
-        _checkpoint_form()
-    if choice == CUSTOM:
+                          help=f"The app's {len(status)} networks first, then every torchvision and timm "
+                               f"architecture ({len(generated)}) with its library's ImageNet weights: type to search.",
+                          format_func=lambda n: n + _MARK[status[n].state] if n in status else n)
+    with st.expander("Use your own network"):
+        _own_network_form()
+    if own and choice == custom_choice(own):
         return st.session_state["custom_model"], f"custom:{st.session_state['custom_key']}"
-    if status[choice].state != "ready":
-        st.caption(status[choice].detail)
+    state = status.get(choice) or _one_availability(choice)
+    if state.state != "ready":
+        st.caption(state.detail)
+    if state.state == "unavailable":
+        return None, None
     try:
         return zoo_model(choice), choice
     except vislib.ModelError as err:
@@ -65,25 +89,53 @@ def _model_picker():
         return None, None
 
 
-def _checkpoint_form() -> None:
-    with st.form("checkpoint", border=False):
-        weights = st.file_uploader("Weights (.safetensors, or a state_dict saved with torch.save)",
-                                   type=["safetensors", "pt", "pth", "bin"])
-        arch = st.selectbox("Architecture", models.architectures())
-        labels = st.file_uploader("Class names, one a line (optional)", type=["txt"], max_upload_size=1)
-        if not st.form_submit_button("Load checkpoint"):
-            return
-    if weights is None:
-        st.error("Choose a weights file first.")
-        return
+_CHECKPOINT, _WHOLE = "A checkpoint of a known architecture", "A whole-network file (.pt2, ONNX)"
+
+
+def _numbers(text: str, what: str) -> tuple[float, float, float]:
     try:
-        model = vislib.load_model(weights, arch=arch, labels=labels)
+        values = tuple(float(v) for v in text.replace(",", " ").split())
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise vislib.ModelError(f"The {what} takes three numbers (red, green, blue), e.g. 0.485, 0.456, 0.406.")
+    return values
+
+
+def _own_network_form() -> None:
+    kind = st.radio("What do you have?", [_CHECKPOINT, _WHOLE], key="own_kind",
+                    help="A checkpoint holds weights only: say which torchvision or timm architecture they are "
+                         "for. A whole-network file (torch.export's .pt2, or ONNX) holds the architecture too.")
+    with st.form("own_network", border=False):
+        if kind == _CHECKPOINT:
+            weights = st.file_uploader("Weights (.safetensors, or a state_dict saved with torch.save)",
+                                       type=["safetensors", "pt", "pth", "bin"])
+            arch = st.selectbox("Architecture", models.architectures(), index=None, placeholder="Type to search...",
+                                help="torchvision's names as they are (convnext_tiny), timm's as timm:NAME.")
+        else:
+            weights = st.file_uploader("Network file (.pt2 from torch.export.save, or .onnx)", type=["pt2", "onnx"])
+            size = st.number_input("Input size (pixels)", 8, 4096, 224)
+            mean = st.text_input("Mean (R, G, B)", "0.485, 0.456, 0.406")
+            std = st.text_input("Std (R, G, B)", "0.229, 0.224, 0.225")
+        labels = st.file_uploader("Class names, one a line (optional)", type=["txt"], max_upload_size=1)
+        if not st.form_submit_button("Load network"):
+            return
+    try:
+        if weights is None:
+            raise vislib.ModelError("Choose a file first.")
+        if kind == _CHECKPOINT:
+            if not arch:
+                raise vislib.ModelError("Choose the architecture the checkpoint was trained with.")
+            model = vislib.load_model(weights, arch=arch, labels=labels)
+        else:
+            model = vislib.load_model(weights, labels=labels, input_size=int(size), mean=_numbers(mean, "mean"),
+                                      std=_numbers(std, "std"))
     except vislib.ModelError as err:
         st.error(str(err))
         return
     st.session_state["custom_model"] = model
     st.session_state["custom_key"] = hashlib.sha1(weights.getvalue()).hexdigest()[:12]
-    st.session_state["model_name"] = CUSTOM
+    st.session_state["model_name"] = custom_choice(model)
     st.rerun()
 
 
@@ -141,10 +193,16 @@ def show() -> None:
     st.session_state["current"] = (model, model_key, picture, image_key)
 
 
-def current():
-    """(model, model_key, picture, image_key) chosen in the sidebar; stops the page if no model."""
+def current(needs: tuple[str, ...] = ()):
+    """(model, model_key, picture, image_key) chosen in the sidebar; stops the page if no model, or
+    with one sentence if the network lacks what the page `needs` ("layers", "first_conv", "classifier")."""
     model, model_key, picture, image_key = st.session_state["current"]
     if model is None:
         st.info("Pick a network that loads in the sidebar.")
+        st.stop()
+    try:
+        model.require(*needs)
+    except vislib.ModelError as err:
+        st.info(f"{err} The other pages work on it.")
         st.stop()
     return model, model_key, picture, image_key

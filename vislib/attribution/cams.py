@@ -14,6 +14,9 @@ from vislib.models import LayerError, Model
 def gradcam_layer(model: Model) -> str:
     """The last layer of the catalogue that still has a spatial map (more than 1 x 1 cell)."""
     spatial = [info.name for info in model.layers() if info.size[0] * info.size[1] > 1]
+    if not spatial:
+        raise LayerError(f"{model.name} has no layer that keeps the picture's layout [channels, height, width], "
+                         f"so class activation maps cannot apply to it.")
     return spatial[-1]
 
 

@@ -17,6 +17,7 @@ from torch import nn
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
+from vislib.models.checkpoints import ModelError
 from vislib.models.layers import LayerError, LayerInfo, measure
 from vislib.runtime import queue
 
@@ -98,6 +99,22 @@ class Model:
             with self.running() as net:
                 self._layers = measure(net, self.input_size, self._catalogue, device=self.device)
         return self._layers
+
+    def require(self, *needs: str) -> None:
+        """ModelError (one sentence) if the network lacks what a technique needs: "layers" (a layer
+        whose output is a map [channels, height, width]), "first_conv" (a convolution on the
+        picture), "classifier" (a last layer whose input is the penultimate feature vector)."""
+        for need in needs:
+            if need == "layers" and not self.layers():
+                raise ModelError(f"{self.name} has no layer that keeps the picture's layout [channels, height, "
+                                 f"width] (a transformer's tokens, say), so this technique cannot apply to it.")
+            if need == "first_conv" and not self.first_conv:
+                raise ModelError(f"{self.name} has no convolution on the picture, so it has no filters to show.")
+            if need == "classifier" and not self.classifier:
+                raise ModelError(f"{self.name}'s last layer (a weight with one row per class) was not found, so its "
+                                 f"penultimate features cannot be read.")
+            if need not in ("layers", "first_conv", "classifier"):
+                raise ValueError(f"unknown need {need!r}")
 
     def layer(self, name: str) -> LayerInfo:
         """The catalogue's entry for a layer; LayerError if the catalogue has no such layer."""
