@@ -38,6 +38,22 @@ CANONIZERS = {
     "squeezenet1_1": lambda net: [],
     "fashion_cnn": lambda net: [SequentialMergeBatchNorm()],
 }
+# torchvision's other networks of those two designs (generated families, vislib.models.generated):
+# Zennit's canonizers are written for torchvision's ResNet and VGG classes, whatever their depth.
+FAMILY_CANONIZERS = {
+    ("resnet", "resnext", "wide_resnet"): lambda net: [ResNetCanonizer()],
+    ("vgg",): lambda net: [VGGCanonizer()],
+    ("squeezenet",): lambda net: [],
+}
+
+
+def canonizers(arch: str):
+    """The canonizers of a family (a function of the network), or None if LRP cannot explain it."""
+    if arch in CANONIZERS:
+        return CANONIZERS[arch]
+    return next((make for prefixes, make in FAMILY_CANONIZERS.items() if arch.startswith(prefixes)), None)
+
+
 # Why the others are refused, one clause each.
 UNSUPPORTED = {
     "efficientnet_lite": "Zennit has no canonizer for its blocks' skip connections, so its relevance would not "
@@ -49,7 +65,7 @@ UNSUPPORTED = {
 
 def support(model: Model) -> str | None:
     """None when LRP can explain this network; else the sentence saying why not."""
-    if model.arch in CANONIZERS:
+    if canonizers(model.arch) is not None:
         return None
     reason = next((why for prefix, why in UNSUPPORTED.items() if model.arch.startswith(prefix)),
                   "Zennit has no canonizer for this architecture")
@@ -89,7 +105,7 @@ def lrp(model: Model, x: torch.Tensor, target: int | None = None, epsilon: float
     x, target = prepare(model, x, target)
     with model.running() as net:
         twin = _private(model, net)
-        composite = EpsilonPlusFlat(epsilon=epsilon, canonizers=CANONIZERS[model.arch](twin))
+        composite = EpsilonPlusFlat(epsilon=epsilon, canonizers=canonizers(model.arch)(twin))
         checkpoint()
         with Gradient(model=twin, composite=composite) as attributor:  # hooks and canonizers undone on exit
             _, relevance = attributor(x.requires_grad_(), lambda out: out * _one_hot(out, target))

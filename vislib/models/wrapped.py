@@ -71,8 +71,10 @@ def wrap(module: nn.Module, labels=None, input_size: int = 224, mean: Sequence[f
             from err
     _check_output(found, name)
     preprocessing = Preprocessing(input_size, input_size, "bilinear", tuple(map(float, mean)), tuple(map(float, std)))
-    return assemble(module, label_names(labels, found.num_classes), preprocessing, found, name=name, arch=name,
-                    device=device)
+    # arch says what built the network: "custom:..." never matches a family's name, so no
+    # family-specific rule (LRP's canonizers, style transfer's layer presets) is applied to it.
+    return assemble(module, label_names(labels, found.num_classes), preprocessing, found, name=name,
+                    arch=f"custom:{name}", device=device)
 
 
 def assemble(net: nn.Module, labels: list[str], preprocessing: Preprocessing, found: Survey, name: str, arch: str,
