@@ -3,46 +3,48 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 import torch
 
 from vislib.anatomy import anatomy, format_count, totals
-from vislib.cli.common import OK, CommandError, positive
-from vislib.models import DEFAULT_MODEL, ModelError, family, list_models, load_model
+from vislib.cli.common import OK, model_args, open_model, positive
+from vislib.models import ModelError, family
 
 
 def anatomy_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=DEFAULT_MODEL,
-                   help="a model of the zoo (see `models`) or a checkpoint file (default: %(default)s)")
-    p.add_argument("--arch", help="the architecture of a checkpoint given as --model")
-    p.add_argument("--labels", help="a text file of class names, one a line, for a checkpoint")
+    model_args(p)
     p.add_argument("--size", type=positive, metavar="PX", help="input size in pixels (default: the model's own)")
     p.add_argument("--json", action="store_true",
                    help='one JSON object: {"model", "input_size", "layers": [...], "totals": {...}}')
 
 
 def _architecture(name: str):
-    """The zoo network `name` with uninitialised weights: shapes, parameters and multiply-adds do not
-    depend on the weights, so nothing is downloaded or read, and a network whose weights are not on
-    this machine can be told too. Built on the meta device and then given empty memory, so no
-    random generator is touched and no time is spent on an initialisation."""
-    fam = family(name)
-    labels = fam.weights.labels()
-    with torch.device("meta"):
+    """The network called `name` (the zoo's, torchvision's or timm's) with uninitialised weights, or
+    None if no family has that name: shapes, parameters and multiply-adds do not depend on the
+    weights, so nothing is downloaded or read, and a network whose weights are not on this machine
+    can be told too. Built on the meta device and then given empty memory, so no random generator
+    is touched and no time is spent on an initialisation."""
+    try:
+        fam = family(name)
+    except ModelError:
+        return None  # load_model says why, in the words every command uses
+    labels = fam.weights.labels() if fam.weights is not None else [f"class {i}" for i in range(1000)]
+    try:
+        with torch.device("meta"):
+            net = fam.build(len(labels))
+        net = net.to_empty(device="cpu")
+    except Exception:  # a builder that computes with real numbers on the way: build it for real
         net = fam.build(len(labels))
-    return fam.assemble(net.to_empty(device="cpu"), labels, "cpu")
+    return fam.assemble(net, labels, "cpu")
 
 
 def anatomy_run(args: argparse.Namespace) -> int:
-    if args.model in list_models():  # the zoo's architecture: no weights to download or load
-        model = _architecture(args.model)
-    else:
-        try:
-            model = load_model(args.model, device="cpu", arch=args.arch, labels=args.labels)
-        except (ModelError, OSError):
-            raise
-        except Exception as err:  # a person's file can break a loader in ways nobody listed
-            raise CommandError(f"The model {args.model} could not be loaded ({type(err).__name__}: {err}).") from err
+    own = os.path.exists(args.model) or any(getattr(args, k) is not None
+                                            for k in ("arch", "labels", "input_size", "mean", "std"))
+    model = None if own else _architecture(args.model)
+    if model is None:
+        model = open_model(args, device="cpu")  # a person's file, or the sentence for a name nobody has
     size = args.size or model.input_size
     rows = anatomy(model, size)
     sums = totals(rows)

@@ -5,13 +5,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from vislib.cli.common import OK, CommandError, positive
+from vislib.cli.common import OK, CommandError, model_args, open_model, positive
 
 
 def atlas_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=["build", "show"], help="build (or resume) an atlas, or show what one holds")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="the atlas folder")
-    p.add_argument("--model", default="efficientnet_lite0", help="a model of the zoo (default: %(default)s)")
+    model_args(p)
     p.add_argument("--layers", help="layer names separated by commas, e.g. blocks.2.0,blocks.4.0")
     p.add_argument("--collection", metavar="SRC", help="a folder, a .zip, samples, fashion-mnist, imagenette or cifar-10")
     p.add_argument("--k", type=positive, default=9, help="top pictures kept per channel (default: 9)")
@@ -30,8 +30,7 @@ def atlas_run(args: argparse.Namespace) -> int:
     if not args.layers or not args.collection:
         raise CommandError("atlas build needs --layers and --collection.")
     from vislib.datasets import open_collection
-    from vislib.models import load_model
-    model = load_model(args.model)
+    model = open_model(args)
     collection = open_collection(args.collection)
     layers = [name.strip() for name in args.layers.split(",") if name.strip()]
 

@@ -11,9 +11,9 @@ import numpy as np
 
 from vislib import render
 from vislib.attribution import METHODS, attribute, colour_scale, prepare
-from vislib.cli.common import OK, CommandError
+from vislib.cli.common import OK, CommandError, model_args, open_model
 from vislib.images import load_image
-from vislib.models import Model, load_model
+from vislib.models import Model
 
 
 def _parameters() -> str:
@@ -34,7 +34,7 @@ def explain_args(p: argparse.ArgumentParser) -> None:
                    help=f"one of: {', '.join(METHODS)}")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="a parameter of the method, e.g. --param window=32 --param stride=16 (see below)")
-    p.add_argument("--model", default="efficientnet_lite0", help="a model of the zoo (default: %(default)s)")
+    model_args(p)
     p.add_argument("--target", metavar="CLASS", help="a class index or name (default: the top prediction)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for IMAGE-METHOD-CLASS.png and .npy")
     p.add_argument("--opacity", type=float, default=0.5, help="of the map over the picture (default: 0.5)")
@@ -59,7 +59,7 @@ def explain_run(args: argparse.Namespace) -> int:
         raise CommandError("--opacity must be between 0 and 1.")
     params = METHODS[args.method].parse(args.param)  # a bad parameter is refused before anything loads
     picture = load_image(args.image)  # a bad picture is refused before the network loads
-    model = load_model(args.model)
+    model = open_model(args)
     x = model.preprocess(picture)[None]
     _, target = prepare(model, x, class_index(model, args.target))
     amap = attribute(model, x, args.method, target, **params)

@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from vislib.cli.common import OK, CommandError, positive, writable_file
+from vislib.cli.common import OK, CommandError, model_args, open_model, positive, writable_file
 
 
 # ---------------------------------------------------------------- train-fashion
@@ -41,7 +41,7 @@ def train_run(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- patches
 
 def patches_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="efficientnet_lite0", help="a model of the zoo (default: %(default)s)")
+    model_args(p)
     p.add_argument("--layer", help="a layer name (see the Activation maps page), e.g. blocks.3.0")
     p.add_argument("--collection", metavar="SRC", help="a folder, a .zip, samples, fashion-mnist, imagenette or cifar-10")
     p.add_argument("--k", type=positive, default=9, help="patches kept per channel (default: 9)")
@@ -65,10 +65,9 @@ def patches_run(args: argparse.Namespace) -> int:
     if args.out:
         writable_file(args.out, (".npz",))
     from vislib.data.collections import open_collection
-    from vislib.models import load_model
     from vislib.data.patches import TopState, cached_state, patches, top_state
     collection = open_collection(args.collection)
-    model = load_model(args.model)
+    model = open_model(args)
     state = TopState.load(args.state) if args.state else None
     layer = state.layer if state else args.layer
     if not layer:

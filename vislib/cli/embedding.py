@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vislib.cli.common import OK, CommandError, positive, writable_file
+from vislib.cli.common import OK, CommandError, model_args, open_model, positive, writable_file
 
 MAX_GRID = 4096  # pictures on a grid PNG: the optimal assignment is N x N
 
@@ -19,7 +19,7 @@ def embed_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", choices=["tsne", "pca"], default="tsne", help="(default: %(default)s)")
     p.add_argument("--perplexity", type=float, default=30.0, help="t-SNE's neighbourhood size (default: 30)")
     p.add_argument("--seed", type=int, default=0, help="t-SNE's seed (default: 0)")
-    p.add_argument("--model", default="efficientnet_lite0", help="network for a collection (default: %(default)s)")
+    model_args(p, what="network for a collection")
     p.add_argument("--layer", help="layer for a collection (default: the penultimate features)")
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="the pass over a collection: local, or ray (RAY_ADDRESS's cluster, else a local Ray)")
@@ -70,11 +70,10 @@ def _features(args: argparse.Namespace):
         return features, None
     from vislib.data.collections import open_collection
     from vislib.data.features import extract
-    from vislib.models import load_model
     collection = open_collection(args.source)
     if len(collection) < 4:
         raise CommandError(f"{collection.name} holds {len(collection)} pictures; a map needs at least 4.")
-    model = load_model(args.model)
+    model = open_model(args)
 
     def progress(done, total):
         print(f"features {done}/{total}", file=sys.stderr, end="\r", flush=True)

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from vislib.cli.common import OK, CommandError, positive, writable_file
+from vislib.cli.common import OK, CommandError, model_args, open_model, positive, writable_file
 
 
 def _names(text: str) -> list[str]:
@@ -16,7 +16,7 @@ def _names(text: str) -> list[str]:
 
 def evaluate_args(p: argparse.ArgumentParser) -> None:
     from vislib.trust import METRICS
-    p.add_argument("--model", default="efficientnet_lite0", help="a model of the zoo (default: %(default)s)")
+    model_args(p)
     p.add_argument("--methods", required=True, metavar="A,B",
                    help="attribution methods, comma-separated (see `vislib explain --help`), e.g. gradcam,occlusion")
     p.add_argument("--collection", required=True, metavar="SRC", help="a folder, a .zip, samples or fashion-mnist")
@@ -35,7 +35,6 @@ def evaluate_args(p: argparse.ArgumentParser) -> None:
 def evaluate_run(args: argparse.Namespace) -> int:
     from vislib.attribution import get_method
     from vislib.data.collections import open_collection
-    from vislib.models import load_model
     from vislib.trust import SCORE_COLUMNS, check_metrics, picture_scores, read_scores, scored, spread, summarise
     methods, metrics = _names(args.methods), check_metrics(_names(args.metrics))
     if not methods:
@@ -47,7 +46,7 @@ def evaluate_run(args: argparse.Namespace) -> int:
         writable_file(args.scores, (".csv",))
     earlier = read_scores(args.scores) if args.scores and args.scores.is_file() else None
     collection = open_collection(args.collection)
-    model = load_model(args.model)
+    model = open_model(args)
     chosen = spread(len(collection), args.pictures or len(collection))
     n = len(chosen)
     if earlier is not None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from vislib.cli.common import FAILED, OK, CommandError, device, expand_images, positive
+from vislib.cli.common import FAILED, OK, device, expand_images, model_args, open_model, positive
 from vislib.data.predict import classify
-from vislib.models import DEFAULT_MODEL, ModelError, availability, list_models, load_model
+from vislib.models import availability, list_models
 
 
 def models_args(p: argparse.ArgumentParser) -> None:
@@ -28,25 +28,17 @@ def models_run(args: argparse.Namespace) -> int:
 
 def predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, or folders of them")
-    p.add_argument("--model", default=DEFAULT_MODEL,
-                   help="a model of the zoo (see `models`) or a checkpoint file (default: %(default)s)")
     p.add_argument("--top", type=positive, default=5, metavar="K", help="how many classes to show (default: 5)")
     p.add_argument("--json", action="store_true", help="one JSON object per image and line")
     p.add_argument("--batch-size", type=positive, default=32, metavar="N", help="images per forward pass (default: 32)")
     p.add_argument("--device", type=device,
                    help="cpu, cuda, mps, ... (default: $VISLIB_DEVICE, else the best one present)")
-    p.add_argument("--arch", help="the architecture of a checkpoint given as --model")
-    p.add_argument("--labels", help="a text file of class names, one a line, for a checkpoint")
+    model_args(p)
 
 
 def predict_run(args: argparse.Namespace) -> int:
     images = list(expand_images(args.images))  # every path is checked before the model loads
-    try:
-        model = load_model(args.model, device=args.device, arch=args.arch, labels=args.labels)
-    except (ModelError, OSError):
-        raise
-    except Exception as err:  # a person's file can break a loader in ways nobody listed
-        raise CommandError(f"The model {args.model} could not be loaded ({type(err).__name__}: {err}).") from err
+    model = open_model(args, device=args.device)
     status = OK
     for path, result in classify(model, images, top=args.top, batch_size=args.batch_size):
         if isinstance(result, str):

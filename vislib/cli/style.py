@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vislib.cli.common import CommandError, positive
-from vislib.cli.synthesis import load, model_args, output_args, picture, printer, save
+from vislib.cli.common import CommandError, model_args, positive
+from vislib.cli.synthesis import load, output_args, picture, printer, save
 
 
 def _picture(source: str):

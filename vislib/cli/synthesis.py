@@ -12,11 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from vislib.cli.common import OK, CommandError, positive, writable_file
-
-
-def model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="efficientnet_lite0", help="a model of the zoo (default: %(default)s)")
+from vislib.cli.common import OK, CommandError, model_args, open_model, positive, writable_file
 
 
 def output_args(p: argparse.ArgumentParser, out: str) -> None:
@@ -33,11 +29,10 @@ def _common(p: argparse.ArgumentParser, out: str, steps: int | None = 200) -> No
 
 def load(args):
     """The network, once the output is known to be writable (so that a long run is not wasted)."""
-    from vislib.models import load_model
     if not args.out.parent.is_dir():
         raise CommandError(f"The folder {args.out.parent} does not exist.")
     writable_file(args.out, (".png",))
-    return load_model(args.model)
+    return open_model(args)
 
 
 def picture(path: str):
