@@ -35,7 +35,8 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {
-    "models": Command("list the networks and whether each can be loaded now", "models", "models"),
+    "models": Command("list the networks and whether each can be loaded now (--all: every architecture by name)",
+                      "models", "models"),
     "predict": Command("classify images with an ImageNet (or your own) network", "models", "predict"),
     "train-fashion": Command("train the classroom network fashion_cnn on Fashion-MNIST", "data", "train"),
     "explain": Command("which pixels made the network decide: one attribution map as PNG and .npy",

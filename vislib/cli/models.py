@@ -2,26 +2,54 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 
-from vislib.cli.common import FAILED, OK, device, expand_images, model_args, open_model, positive
+from vislib.cli.common import FAILED, OK, CommandError, device, expand_images, model_args, open_model, positive
 from vislib.data.predict import classify
-from vislib.models import availability, list_models
+from vislib.models import architectures, availability, list_models
+
+MAX_STATES = 30  # --all --state: each network is built (on the meta device) to tell whether it can load
 
 
 def models_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="one JSON object per line: name, state, detail")
+    p.add_argument("--all", action="store_true", help="every architecture a network or checkpoint may have: the "
+                   "zoo's, then torchvision's, then timm's as timm:NAME (names only, one a line)")
+    p.add_argument("--search", metavar="TEXT", help="only the names that contain TEXT, in any case (implies --all)")
+    p.add_argument("--state", action="store_true", help=f"with --all: whether each listed network can be loaded "
+                   f"now, as without --all (at most {MAX_STATES} names; narrow them with --search)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line: name, state, detail "
+                   "(with --all: name, and state and detail with --state)")
 
 
 def models_run(args: argparse.Namespace) -> int:
-    rows = [(name, availability(name)) for name in list_models()]
+    if not (args.all or args.search is not None):  # the zoo, each with whether it can be loaded now
+        _print([(name, availability(name)) for name in list_models()], args.json)
+        return OK
+    names = architectures(args.search)  # a list of strings: nothing is built
+    if not names:
+        every = {n.lower(): n for n in architectures()}
+        close = [every[c] for c in difflib.get_close_matches(args.search.lower(), list(every), n=3)]
+        hint = f" Close: {', '.join(close)}." if close else ""
+        raise CommandError(f"No architecture's name contains {args.search!r}.{hint}")
+    if not args.state:
+        for name in names:
+            print(json.dumps({"name": name}) if args.json else name)
+        return OK
+    if len(names) > MAX_STATES:
+        raise CommandError(f"--state tells at most {MAX_STATES} networks at a time (each is built to be asked), "
+                           f"and {len(names)} are listed; narrow them with --search.")
+    _print([(name, availability(name)) for name in names], args.json)
+    return OK
+
+
+def _print(rows, as_json: bool) -> None:
     width = max((len(n) for n, _ in rows), default=0)
     for name, a in rows:
-        if args.json:
-            print(json.dumps({"name": name, "state": a.state, "detail": a.detail}))
+        if as_json:
+            print(json.dumps({"name": name, "state": a.state, "detail": a.detail}), flush=True)
         else:
-            print(f"{name:<{width}}  {a.state:<11}  {a.detail}")
-    return OK
+            print(f"{name:<{width}}  {a.state:<11}  {a.detail}", flush=True)
 
 
 # ---------------------------------------------------------------- predict
