@@ -69,6 +69,8 @@ def _model_picker():
     _follow_link(list(status) + generated)
     own = st.session_state.get("custom_model")
     names = ([custom_choice(own)] if own else []) + list(status) + generated
+    if own and st.session_state.pop("pick_own", False):  # just loaded: chosen before the picker is drawn
+        st.session_state["model_name"] = custom_choice(own)
     choice = st.selectbox("Network", names, key="model_name",
                           help=f"The app's {len(status)} networks first, then every torchvision and timm "
                                f"architecture ({len(generated)}) with its library's ImageNet weights: type to search.",
@@ -135,7 +137,7 @@ def _own_network_form() -> None:
         return
     st.session_state["custom_model"] = model
     st.session_state["custom_key"] = hashlib.sha1(weights.getvalue()).hexdigest()[:12]
-    st.session_state["model_name"] = custom_choice(model)
+    st.session_state["pick_own"] = True  # a drawn widget's value cannot be set in the same run
     st.rerun()
 
 
