@@ -95,6 +95,13 @@ def load_exported(source, labels=None, input_size=None, mean=None, std=None, dev
     file declares (224 where it is dynamic), `mean` and `std` to ImageNet's."""
     from vislib.models.wrapped import IMAGENET_MEAN, IMAGENET_STD, wrap
     network = read_network(source)
+    height, width = network.size
+    if height and width and (height != width or input_size not in (None, height)):
+        raise ModelError(f"The network takes pictures of exactly {height} x {width} pixels, so it cannot work on "
+                         f"{input_size or height} x {input_size or height} ones; export it with a dynamic size or "
+                         f"choose {height}." if height == width else
+                         f"The network takes pictures of {height} x {width} pixels, but this app works on square "
+                         f"pictures; export it for a square size or with a dynamic one.")
     if name is None:
         name = os.path.basename(os.fspath(source)) if isinstance(source, (str, os.PathLike)) \
             else getattr(source, "name", "") or f"exported network ({network.kind})"
@@ -180,7 +187,8 @@ def _fixed_batch(kind: str, batch: int, shape) -> ModelError:
     x = f"torch.randn(2, {c}, {h}, {w})"
     recipe = (f"torch.export.save(torch.export.export(net, ({x},), dynamic_shapes=({{0: torch.export.Dim(\"batch\")}},)), "
               f"\"net.pt2\") with an example batch of 2 (torch.export fixes a batch of 1)" if kind == "pt2" else
-              f"torch.onnx.export(net, ({x},), \"net.onnx\", dynamic_shapes=({{0: torch.export.Dim(\"batch\")}},)) "
+              f"torch.onnx.export(net, ({x},), \"net.onnx\", dynamic_shapes=({{0: torch.export.Dim(\"batch\")}},), "
+              f"external_data=False) "
               f"or, with dynamo=False, input_names=[\"x\"], dynamic_axes={{\"x\": {{0: \"batch\"}}}}")
     return ModelError(f"The network was exported for a fixed batch of {batch} picture{'s' * (batch != 1)}, but this "
                       f"app runs batches of every size; export it again with a dynamic batch: {recipe}.")
@@ -570,8 +578,10 @@ def _external(tensor, folder: str | None) -> None:
     fields = {e.key: e.value for e in tensor.external_data}
     location = fields.get("location", "")
     if folder is None:
-        raise ModelError("An uploaded ONNX model must hold its weights itself, but this one keeps them in another "
-                         f"file ({location!r}); save it with onnx.save(model, path, save_as_external_data=False).")
+        # torch.onnx.export writes its weights beside the model unless told external_data=False
+        raise ModelError("An uploaded ONNX model must hold its weights itself, but this one keeps them in a file "
+                         f"outside it ({location!r}); export it with torch.onnx.export(..., external_data=False) or save it "
+                         f"with onnx.save(model, path, save_as_external_data=False).")
     home = os.path.realpath(folder)
     path = os.path.realpath(os.path.join(home, location))
     if not location or os.path.isabs(location) or os.path.commonpath([home, path]) != home or path == home:
