@@ -21,6 +21,7 @@ from PIL import Image
 from safetensors.torch import save as save_safetensors
 from test_checkpoints import _evil_files
 from test_datasets import _png, _zip
+from test_exported import declared_tensor, external_escape, pt2_with_pickle, small_pt2, tiny_onnx
 from test_images import close, encode, raw_png
 
 from vislib import datasets, images
@@ -33,9 +34,10 @@ MARKER = "pickle-ran"   # the file a code-running pickle creates in the folder i
 @dataclass(frozen=True)
 class Kind:
     name: str                              # test id and ledger row
-    family: str                            # "image", "zip" or "checkpoint": which doors it goes through
+    family: str                            # "image", "zip", "checkpoint" or "network": which doors it goes through
     filename: str                          # with an extension the uploaders allow: they filter by name
-    make: Callable[[Path], bytes]          # folder -> the file's bytes (the folder holds MARKER for pickles)
+    make: Callable[[Path], bytes]          # folder -> the file's bytes (the folder holds MARKER for pickles,
+                                           # and any file the file points at)
     refusal: str | None = None             # a word of the refusal sentence; None: handled
     check: Callable[[Image.Image], bool] | None = None  # for a handled picture
 
@@ -162,4 +164,14 @@ KINDS = [
          lambda _: struct.pack("<Q", 2**40) + b"{}", "not a readable .safetensors"),
     Kind("safetensors offsets past the end", "checkpoint", "short.safetensors",
          lambda _: save_safetensors({"w": torch.ones(1000)})[:200], "not a readable .safetensors"),
+    # ---- whole-network files: the sidebar's form, `predict --model FILE`, load_model(FILE)
+    Kind("truncated .pt2", "network", "truncated.pt2", lambda _: small_pt2()[:3000], "not a readable .pt2"),
+    Kind(".pt2 with a pickle that runs code", "network", "evil.pt2", lambda folder: pt2_with_pickle(folder / MARKER),
+         "could run code"),
+    Kind("ONNX declaring a 10-billion-number tensor", "network", "huge.onnx",
+         lambda _: tiny_onnx(initializers=[declared_tensor("huge", [100_000, 100_000])]), "numbers one tensor may have"),
+    Kind("ONNX with external data in ../", "network", "escape.onnx", lambda folder: external_escape(folder, ".."),
+         "outside"),
+    Kind("ONNX with external data through a symlink", "network", "link.onnx",
+         lambda folder: external_escape(folder, "symlink"), "outside"),
 ]

@@ -9,6 +9,7 @@ too. The builders of those files are used by hostile_files.py as well.
 """
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -321,6 +322,7 @@ class TinyNet(nn.Module):
         return self.fc(F.relu(self.conv(x)).mean((2, 3)))
 
 
+@functools.cache  # bytes: each caller edits its own copy
 def small_pt2() -> bytes:
     torch.manual_seed(0)
     buffer = io.BytesIO()

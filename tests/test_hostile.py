@@ -28,8 +28,9 @@ from vislib import datasets, images
 from vislib.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
-FAMILY = {f: [k for k in KINDS if k.family == f] for f in ("image", "zip", "checkpoint")}
-ERROR = {"image": vislib.ImageError, "zip": datasets.CollectionError, "checkpoint": vislib.ModelError}
+FAMILY = {f: [k for k in KINDS if k.family == f] for f in ("image", "zip", "checkpoint", "network")}
+ERROR = {"image": vislib.ImageError, "zip": datasets.CollectionError, "checkpoint": vislib.ModelError,
+         "network": vislib.ModelError}
 DOORS = ("api", "cli", "app")
 LEDGER: dict[tuple[str, str], str] = {}  # (kind, door) -> "refused", "handled" or "traceback"
 
@@ -92,14 +93,17 @@ def processes(hostile):
     """Real `python -m vislib` runs, started at once so that they work while the other doors are tested.
 
     Each process spends seconds importing torch, so they are few: one `predict` with every hostile
-    picture (and a good one), one with a code-running checkpoint, one `patches` on an escaping zip.
+    picture (and a good one), one with a code-running checkpoint, one with a code-running .pt2,
+    one `patches` on an escaping zip.
     """
     kinds = {k.name: k for k in KINDS}
     pickle, escape = kinds["pickle that runs code (exec)"], kinds["zip: ../ traversal"]
+    network = kinds[".pt2 with a pickle that runs code"]
     runs = {
         "images": python_m_vislib("predict", "--json", "--top", "3",
                                   *[hostile[k.name] for k in FAMILY["image"]], hostile["cat"]),
         pickle.name: python_m_vislib("predict", "--model", hostile[pickle.name], "--arch", ARCH, hostile["cat"]),
+        network.name: python_m_vislib("predict", "--model", hostile[network.name], hostile["cat"]),
         escape.name: python_m_vislib("patches", "--collection", hostile[escape.name], "--out",
                                      hostile["cat"].parent / "state.npz"),
     }
@@ -156,6 +160,7 @@ API = {
     "image": lambda path: vislib.load_image(path),
     "zip": lambda path: datasets.open_collection(path),
     "checkpoint": lambda source: vislib.load_model(str(source) if isinstance(source, Path) else source, arch=ARCH),
+    "network": lambda source: vislib.load_model(str(source) if isinstance(source, Path) else source),
 }
 
 
@@ -200,10 +205,11 @@ def test_predict_on_every_hostile_picture_gives_one_sentence_each(hostile, proce
 COMMAND = {
     "zip": lambda path, folder: ["patches", "--collection", str(path), "--out", str(folder / "state.npz")],
     "checkpoint": lambda path, folder: ["predict", "--model", str(path), "--arch", ARCH, str(folder / "cat.png")],
+    "network": lambda path, folder: ["predict", "--model", str(path), str(folder / "cat.png")],
 }
 
 
-@by_name(FAMILY["zip"] + FAMILY["checkpoint"])
+@by_name(FAMILY["zip"] + FAMILY["checkpoint"] + FAMILY["network"])
 def test_commands_refuse_in_one_line_on_stderr(kind, hostile, processes, capsys):
     """In process (the same `main` as `python -m vislib`); a real process checks one kind of each family."""
     status = main(COMMAND[kind.family](hostile[kind.name], hostile["cat"].parent))
@@ -257,16 +263,21 @@ def test_the_app_predicts_again_once_the_upload_is_removed(app):
 
 
 def _form(app, kind, data):
-    [weights] = [u for u in app.file_uploader if u.label.startswith("Weights")]
+    """The sidebar's 'Use your own network' form: a checkpoint with its architecture, or a whole network."""
+    whole = kind.family == "network"
+    app.radio(key="own_kind").set_value(next(o for o in app.radio(key="own_kind").options
+                                             if o.startswith("A whole-network" if whole else "A checkpoint"))).run()
+    [weights] = [u for u in app.file_uploader if u.label.startswith("Network file" if whole else "Weights")]
     weights.set_value((kind.filename, data, "application/octet-stream"))
-    [arch] = [s for s in app.selectbox if s.label == "Architecture"]
-    arch.set_value(ARCH)
-    [submit] = [b for b in app.button if b.label == "Load checkpoint"]
+    if not whole:
+        [arch] = [s for s in app.selectbox if s.label == "Architecture"]
+        arch.set_value(ARCH)
+    [submit] = [b for b in app.button if b.label == "Load network"]
     submit.click().run()
 
 
-@by_name(FAMILY["checkpoint"])
-def test_the_checkpoint_form_refuses_in_one_sentence(kind, hostile, app):
+@by_name(FAMILY["checkpoint"] + FAMILY["network"])
+def test_the_own_network_form_refuses_in_one_sentence(kind, hostile, app):
     data = hostile[kind.name].read_bytes()
     _form(app, kind, data)
     LEDGER[kind.name, "app"] = "traceback" if app.exception else "wrong"
