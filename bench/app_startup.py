@@ -1,12 +1,15 @@
 """App speed as a person feels it.
 
 1. Seconds from `streamlit run app.py` to the first prediction shown in Chromium (goal <= 15 s).
-2. Server time of a rerun of each page with the network cached (goal <= 0.5 s), measured with
+2. The Network picker's first render: from a click on it to the first matching name shown after
+   typing "resnet5" (issue 24: no slower with every torchvision and timm architecture in it).
+3. Server time of a rerun of each page with the network cached (goal <= 0.5 s), measured with
    Streamlit's AppTest, which runs the script exactly as the server does, minus the browser.
 
     python bench/app_startup.py
 """
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -41,8 +44,14 @@ def first_prediction_seconds() -> float:
             page.goto(f"http://127.0.0.1:{port}/")
             page.get_by_role("heading", level=3).first.wait_for(timeout=120_000)  # the top-1 class
             elapsed = time.perf_counter() - start
+            picker = page.get_by_role("combobox", name="Network")
+            t = time.perf_counter()
+            picker.click()
+            picker.press_sequentially("resnet5")
+            page.get_by_role("option", name=re.compile(r"^resnet50")).first.wait_for(timeout=60_000)
+            picked = time.perf_counter() - t
             browser.close()
-            return elapsed
+            return elapsed, picked
     finally:
         server.terminate()
         server.wait(10)
@@ -66,6 +75,8 @@ def rerun_seconds() -> dict[str, float]:
 
 if __name__ == "__main__":
     print(f"device: CPU, {os.cpu_count()} cores")
-    print(f"streamlit run -> first prediction shown: {first_prediction_seconds():.1f} s (goal <= 15 s)")
+    first, picker = first_prediction_seconds()
+    print(f"streamlit run -> first prediction shown: {first:.1f} s (goal <= 15 s)")
+    print(f"Network picker: click, type 'resnet5' -> resnet50 shown: {picker * 1000:.0f} ms")
     for page, seconds in rerun_seconds().items():
         print(f"rerun {page}: {seconds * 1000:.0f} ms server time (goal <= 500 ms)")
