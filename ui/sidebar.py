@@ -82,8 +82,6 @@ def _model_picker():
     state = status.get(choice) or _one_availability(choice)
     if state.state != "ready":
         st.caption(state.detail)
-    if state.state == "unavailable":
-        return None, None
     try:
         return zoo_model(choice), choice
     except vislib.ModelError as err:

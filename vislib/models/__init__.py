@@ -13,6 +13,7 @@ from vislib.models.wrapped import wrap
 from vislib.models.efficientnet_lite import imagenet_labels, map_lite_weights
 from vislib.models import torchvision_zoo  # noqa: F401  (registers the torchvision families)
 from vislib.models.fashion import NAME as FASHION_MODEL
+from vislib.models import generated  # noqa: F401  (adds torchvision's and timm's registries, after the zoo)
 # isort: on
 
 __all__ = ["DEFAULT_MODEL", "FASHION_MODEL", "Availability", "Family", "LayerError", "LayerInfo", "Model", "ModelError",

@@ -26,7 +26,7 @@ from vislib.models.checkpoints import ModelError
 from vislib.models.efficientnet_lite import imagenet_labels
 from vislib.models.efficientnet_lite import preprocessing as timm_preprocessing
 from vislib.models.model import Preprocessing
-from vislib.models.registry import Availability, Family
+from vislib.models.registry import Availability, Family, add_generator
 from vislib.models.survey import survey
 from vislib.models.torchvision_zoo import TorchvisionWeights, can_reach
 from vislib.models.torchvision_zoo import build as torchvision_build
@@ -59,6 +59,27 @@ def _torchvision_quirks(arch: str) -> dict:
 
 
 _NO_INIT = {"inception_v3": {"init_weights": False}}  # torchvision warns about its slow init otherwise
+
+
+class _MNASNet(torchvision.models.MNASNet):
+    """torchvision's MNASNet reads its layout's version from a state dict's metadata (`_metadata`,
+    which torch.save keeps) and refuses one without it ("version should be set to 1 or 2 instead
+    of None"): every .safetensors checkpoint, and every state dict rebuilt as a plain dict. Without
+    it the layout is today's; a checkpoint of the old one (alpha != 1) has other shapes and is
+    refused, naming its keys, before it gets here."""
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args):
+        local_metadata = {"version": torchvision.models.MNASNet._version, **local_metadata}
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args)
+
+
+_CLASSES = {torchvision.models.MNASNet: _MNASNet}  # the architectures' classes that load differently here
+
+
+def _torchvision_build(arch: str, options: dict, num_classes: int) -> nn.Module:
+    net = torchvision_build(arch, options, num_classes)
+    net.__class__ = _CLASSES.get(type(net), type(net))
+    return net
 
 
 @functools.cache
@@ -119,7 +140,7 @@ def _torchvision_family(arch: str) -> Family:
     quirks = _torchvision_quirks(arch)
     weights = TorchvisionWeights(arch, quirks.get("build", {}), quirks.get("options", {}), quirks.get("unused", ()),
                                  quirks.get("rename"))
-    build = functools.partial(torchvision_build, arch, {**quirks.get("build", {}), **_NO_INIT.get(arch, {})})
+    build = functools.partial(_torchvision_build, arch, {**quirks.get("build", {}), **_NO_INIT.get(arch, {})})
     return _family(arch, build, functools.partial(torchvision_preprocessing, arch), weights)
 
 
@@ -214,3 +235,6 @@ def family(name: str) -> Family | None:
     if name in torchvision_names():
         return _torchvision_family(name)
     return None
+
+
+add_generator(names, family)

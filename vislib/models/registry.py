@@ -70,6 +70,18 @@ class Family:
 
 
 FAMILIES: dict[str, Family] = {}  # name -> family, in the order the picker lists them
+# Families made on demand from a library's registry: (names(taken) -> list of names, make(name) ->
+# Family or None). vislib.models.generated adds torchvision's and timm's when it is imported.
+GENERATORS: list[tuple[Callable[[dict], list[str]], Callable[[str], Family | None]]] = []
+
+
+def add_generator(names: Callable[[dict], list[str]], make: Callable[[str], Family | None]) -> None:
+    if (names, make) not in GENERATORS:
+        GENERATORS.append((names, make))
+
+
+def _generated(name) -> Family | None:
+    return next((fam for _, make in GENERATORS if (fam := make(name)) is not None), None)
 
 
 def register(fam: Family) -> Family:
@@ -82,9 +94,8 @@ def register(fam: Family) -> Family:
 
 def family(name: str) -> Family:
     """The family of that name: one of the zoo's, or one generated from torchvision's or timm's registry."""
-    from vislib.models import generated
     try:
-        found = FAMILIES.get(name) or generated.family(name)
+        found = FAMILIES.get(name) or _generated(name)
     except TypeError:  # an unhashable name, e.g. an upload's bytes
         found = None
     if found is None:
@@ -97,8 +108,7 @@ def family(name: str) -> Family:
 def architectures(search: str | None = None) -> list[str]:
     """Every family a person's checkpoint may be an instance of: the zoo's, then torchvision's and
     timm's (as timm:NAME); with `search`, those whose name contains it (any case)."""
-    from vislib.models import generated
-    names = list(FAMILIES) + generated.names(taken=FAMILIES)
+    names = list(FAMILIES) + [n for list_names, _ in GENERATORS for n in list_names(FAMILIES)]
     if search:
         needle = search.lower().strip()
         names = [n for n in names if needle in n.lower()]
