@@ -308,32 +308,38 @@ def _check_program(program: dict) -> tuple:
         raise _Refused("The network must take one batch of pictures and return one tensor of class scores, "
                        "not named tuples.")
     module["metadata"] = {}  # free text torch keeps for itself
-    calls = module.get("module_call_graph") or []
-    _check_calls(calls)
+    _check_calls(module.get("module_call_graph") or [])
     graph = module.get("graph") or {}
     if graph.get("custom_obj_values"):
         raise _Refused(f"{_UNSAFE}: it holds custom objects, which are unpickled when loaded.")
     for node in graph.get("nodes") or []:
         _check_node(node)
-    _vet(program, "", skip=frozenset({"in_spec", "out_spec", "nn_module_stack"}))  # checked above
+    _vet(program, "")
     for name, meta in (graph.get("tensor_values") or {}).items():
         _declared(f"the tensor {name}", [s.get("as_int", 1) for s in meta.get("sizes", [])], [0])
     return _user_input(module.get("signature") or {}, graph)
 
 
-def _check_calls(calls: list) -> None:
+@functools.cache
+def _specs() -> dict[str, str]:
+    """The call specs (pytree's JSON) of forward(x) -> tensor, as this torch writes them."""
     from torch.utils._pytree import tree_structure, treespec_dumps
-    one_in = json.loads(treespec_dumps(tree_structure(((0,), {}))))
-    one_out = json.loads(treespec_dumps(tree_structure(0)))
+    return {"in_spec": treespec_dumps(tree_structure(((0,), {}))), "out_spec": treespec_dumps(tree_structure(0))}
+
+
+def _check_calls(calls: list) -> None:
+    """The network's call: one tensor in, one out. Its specs are replaced by ours, so that no
+    string of the file's own reaches pytree."""
     for entry in calls:
         signature = entry.get("signature")
         if entry.get("fqn") == "" and signature is not None:
             try:
-                ok = json.loads(signature["in_spec"]) == one_in and json.loads(signature["out_spec"]) == one_out
+                ok = all(json.loads(signature[k]) == json.loads(v) for k, v in _specs().items())
             except (TypeError, KeyError, ValueError):
                 ok = False
             if not ok:
                 raise _Refused("The network must take one batch of pictures and return one tensor of class scores.")
+            signature.update(_specs())
         elif signature is not None:
             raise _Refused("The .pt2 file keeps the call signatures of inner modules "
                            "(preserve_module_call_signature), which this app does not read.")
@@ -345,8 +351,9 @@ def _check_node(node: dict) -> None:
         raise _Refused(f"{_UNSAFE}: a step of its graph calls {target!r}.")
     if target.startswith("torch.ops.aten."):
         parts = target.split(".")
-        op = getattr(torch.ops.aten, parts[3], None) if len(parts) == 5 else None
-        if op is None or parts[3] in _UNSAFE_ATEN or not hasattr(op, parts[4]):
+        packet = getattr(torch.ops.aten, parts[3], None) if len(parts) == 5 else None
+        if not isinstance(packet, torch._ops.OpOverloadPacket) or parts[3] in _UNSAFE_ATEN \
+                or not isinstance(getattr(packet, parts[4], None), torch._ops.OpOverload):
             raise _Refused(f"{_UNSAFE}: a step of its graph calls {target}, which is not a network operation.")
         values = [a.get("arg", {}) for a in node.get("inputs", [])]
         for value in values:  # creating a tensor: its size is declared in the call itself
@@ -363,15 +370,11 @@ def _check_node(node: dict) -> None:
     elif target not in _SAFE_OPERATORS:
         raise _Refused(f"{_UNSAFE}: a step of its graph calls {target}, which is not a network operation.")
     stack = (node.get("metadata") or {}).get("nn_module_stack")
-    node["metadata"] = {}  # stack traces and other free text go: only the module nesting is kept
-    if stack:
-        for item in str(stack).split(";"):
-            if len(item.split(",")) != 3 or not all(_PLAIN.match(part) for part in item.split(",")):
-                raise _Refused(f"{_UNSAFE}: a module of its graph is named {item!r}.")
-        node["metadata"] = {"nn_module_stack": stack}
+    # stack traces and other free text go: only the module nesting, which unflatten needs, stays
+    node["metadata"] = {"nn_module_stack": stack} if stack else {}
 
 
-def _vet(value, key: str, skip=frozenset()) -> None:
+def _vet(value, key: str) -> None:
     """Every string under `value` must be a plain name, a vetted size expression or a value that is
     only ever shown as a string literal; no operator or subgraph may be passed as an argument."""
     if isinstance(value, dict):
@@ -380,14 +383,20 @@ def _vet(value, key: str, skip=frozenset()) -> None:
                 raise _Refused(f"{_UNSAFE}: it holds the name {k!r}.")
             if k in ("as_operator", "as_graph"):
                 raise _Refused(f"{_UNSAFE}: a step of its graph takes an operator or a subgraph as an argument.")
-            if k not in skip:
-                _vet(v, k, skip)
+            _vet(v, k)
     elif isinstance(value, list):
         for v in value:
-            _vet(v, key, skip)
+            _vet(v, key)
     elif isinstance(value, str):
         if key == "expr_str":
             _vet_expression(value)
+        elif key == "nn_module_stack":  # "key,path,type;..." for each module around a step
+            for item in value.split(";"):
+                if len(item.split(",")) != 3 or not all(_PLAIN.match(part) for part in item.split(",")):
+                    raise _Refused(f"{_UNSAFE}: a module of its graph is named {item[:80]!r}.")
+        elif key in _specs():
+            if value != _specs()[key]:
+                raise _Refused(f"{_UNSAFE}: it holds the call spec {value[:80]!r}.")
         elif key not in _STRINGS and not _PLAIN.match(value):
             raise _Refused(f"{_UNSAFE}: it holds the name {value[:80]!r}.")
     elif not isinstance(value, (bool, int, float, type(None))):
@@ -526,6 +535,7 @@ def _read_onnx(data: bytes, folder: str | None) -> tuple[nn.Module, tuple]:
     for info in inferred.graph.value_info:  # a size made inside the graph (ConstantOfShape, Expand...)
         dims = [d.dim_value if d.HasField("dim_value") else 1 for d in info.type.tensor_type.shape.dim]
         _declared(f"the tensor {info.name}", dims, [0])
+    _constant_shapes(graph)
     names = _onnx_names(graph)
     for node, token in zip(graph.node, range(len(graph.node))):
         node.name = f"n{token}"  # onnx2torch pastes node names into torch.fx source: only ours go in
@@ -540,6 +550,19 @@ def _read_onnx(data: bytes, folder: str | None) -> tuple[nn.Module, tuple]:
     except Exception as err:
         raise ModelError(f"The ONNX model could not be turned into PyTorch ({_brief(err)}).") from err
     return _renamed(converted, names), shape
+
+
+def _constant_shapes(graph) -> None:
+    """torch.onnx.export writes allowzero=1 on every Reshape, which onnx2torch's Reshape-14 refuses
+    (opset 18, the exporter's default before torch 2.9); with a constant shape that holds no 0 it
+    changes nothing, so it goes."""
+    from onnx import numpy_helper
+    constants = {t.name: t for t in graph.initializer}
+    for node in graph.node:
+        allowzero = [a for a in node.attribute if a.name == "allowzero" and a.i == 1]
+        shape = constants.get(node.input[1]) if node.op_type == "Reshape" and len(node.input) > 1 else None
+        if allowzero and shape is not None and len(shape.dims) == 1 and 0 not in numpy_helper.to_array(shape):
+            node.attribute.remove(allowzero[0])
 
 
 def _tensors(graph, where: str = "graph"):
@@ -627,7 +650,7 @@ def _onnx_input(graph) -> tuple:
 
 # ---- module names: where torch's exporter says which module each node came from, that module's path
 
-_RESERVED = set(dir(nn.Module()))  # a submodule may not be called "forward" or "training"
+_RESERVED = set(dir(nn.Module())) | {"initializers"}  # not "forward", "training", or onnx2torch's weights
 
 
 def _part(text: str) -> str:
@@ -764,6 +787,17 @@ class _Split(nn.Module):
         return pieces[0] if self.outputs == 1 else pieces
 
 
+class _GroupNorm(nn.Module):
+    """GroupNormalization-21 (torch.onnx.export writes nn.GroupNorm so from opset 21 on)."""
+
+    def __init__(self, groups: int, eps: float):
+        super().__init__()
+        self.groups, self.eps = groups, eps
+
+    def forward(self, x: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        return nn.functional.group_norm(x, self.groups, scale, bias, self.eps)
+
+
 @functools.cache
 def _add_converters() -> None:
     """Adds to onnx2torch's registry, once and never over one it has: a new onnx2torch that
@@ -795,7 +829,9 @@ def _add_converters() -> None:
         return converter
 
     register("Gelu", [20], module(lambda node, _: nn.GELU(approximate=node.attributes.get("approximate", "none"))))
-    register("Mish", [18], module(lambda node, _: nn.Mish()))
+    register("Mish", [18, 22], module(lambda node, _: nn.Mish()))
+    register("GroupNormalization", [21], module(lambda node, _: _GroupNorm(node.attributes["num_groups"],
+                                                                           node.attributes.get("epsilon", 1e-5))))
 
     def reduce(node, graph):
         axes, inputs = None, node.input_values
@@ -815,19 +851,26 @@ def _add_converters() -> None:
     register("Split", [18], module(lambda node, _: _Split(
         node.attributes.get("axis", 0), node.attributes.get("num_outputs", len(node.output_values)),
         len(node.output_values))))
-    register("Reshape", [19, 21], module(lambda node, _: _Reshape(node.attributes.get("allowzero", 0) == 1)))
-    same_as("Flatten", 13, [21])
-    same_as("Transpose", 13, [21])
-    same_as("Unsqueeze", 13, [21])
-    same_as("Shape", 15, [19, 21])
-    same_as("Cast", 13, [19, 21])
-    same_as("Constant", 13, [19, 21])
-    same_as("ConstantOfShape", 9, [20, 21])
-    same_as("Identity", 16, [19, 21])
+    register("Reshape", [19, 21, 23], module(lambda node, _: _Reshape(node.attributes.get("allowzero", 0) == 1)))
+    same_as("Flatten", 13, [21, 23])
+    same_as("Transpose", 13, [21, 23])
+    same_as("Unsqueeze", 13, [21, 23])
+    same_as("Squeeze", 21, [23])
+    same_as("Shape", 15, [19, 21, 23])
+    same_as("Cast", 13, [19, 21, 23])
+    same_as("Constant", 13, [19, 21, 23])
+    same_as("ConstantOfShape", 9, [20, 21, 23])
+    same_as("Identity", 16, [19, 21, 23])
     same_as("Equal", 13, [19])
-    same_as("AveragePool", 11, [19], lambda node: "dilations other than 1"
+    # opset 22 added bfloat16 to these, nothing else
+    for op, old in (("Conv", 11), ("ConvTranspose", 11), ("MaxPool", 12), ("GlobalAveragePool", 1), ("Dropout", 13),
+                    ("Elu", 6), ("Selu", 6), ("HardSigmoid", 6), ("HardSwish", 14), ("InstanceNormalization", 6),
+                    ("Softplus", 1), ("Softsign", 1), ("Round", 11), ("Sin", 7), ("Cos", 7), ("Tan", 7),
+                    ("Asin", 7), ("Acos", 7), ("Atan", 7)):
+        same_as(op, old, [22])
+    same_as("AveragePool", 11, [19, 22], lambda node: "dilations other than 1"
             if any(d != 1 for d in node.attributes.get("dilations", [])) else None)
-    same_as("Pad", 13, [18, 19, 21], lambda node: "wrap mode" if node.attributes.get("mode") == "wrap"
+    same_as("Pad", 13, [18, 19, 21, 23], lambda node: "wrap mode" if node.attributes.get("mode") == "wrap"
             else "axes" if len(node.input_values) > 3 and node.input_values[3] else None)
     same_as("Resize", 13, [18, 19], lambda node: next((option for option, used in [
         ("antialias", node.attributes.get("antialias", 0)), ("axes", node.attributes.get("axes")),
