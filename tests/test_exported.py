@@ -223,6 +223,17 @@ def test_layers_keep_the_names_of_the_original_modules(loaded):
     assert dict(loaded["plain", "pt2"].module.named_modules())["conv2"]._vislib_kind == "conv"  # for survey.py
 
 
+def test_onnx_nodes_without_the_exporters_metadata_keep_their_own_names():
+    import onnx
+    from onnx import helper
+    model = onnx.load_model_from_string(tiny_onnx())
+    model.graph.node[1].ClearField("name")  # an unnamed Relu, and a second one after it
+    model.graph.node.insert(2, helper.make_node("Relu", ["r"], ["r2"]))
+    model.graph.node[3].input[0] = "r2"
+    names = {n for n, _ in read_network(model.SerializeToString()).module.named_modules()}
+    assert {"conv", "Relu", "Relu_2", "pool", "flat", "fc"} <= names
+
+
 def test_every_kind_of_source_gives_the_same_network(files, tmp_path):
     """A path (ONNX weights beside it: torch.onnx.export's default), or bytes and uploads of a whole file."""
     import onnx
@@ -583,6 +594,26 @@ def test_a_pickled_tensor_is_read_with_the_restricted_unpickler():
         entries["data/weights/" + config["fc.bias"]["path_name"]] = buffer.getvalue()
     network = read_network(edit_weights(small_pt2(), change))
     assert torch.equal(network.module.fc.bias.detach(), torch.arange(CLASSES, dtype=torch.float32))
+
+
+def legacy_pt2(weights: bytes) -> bytes:
+    """small_pt2 as torch.export.save wrote it before torch 2.8: its weights one torch.save'd file."""
+    def change(entries):
+        for name in [n for n in entries if n.startswith("data/weights/")]:
+            del entries[name]
+        entries["data/weights/model.pt"] = weights
+    return edit_pt2(small_pt2(), change)
+
+
+def test_the_weights_file_of_older_archives_is_read_with_the_restricted_unpickler(tmp_path):
+    torch.manual_seed(0)
+    net, buffer = TinyNet().eval(), io.BytesIO()
+    torch.save(dict(net.named_parameters()), buffer)
+    x = torch.randn(3, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(read_network(legacy_pt2(buffer.getvalue())).module(x), net(x))
+    refused(legacy_pt2(_evil_files(tmp_path / "ran")["torch.save"]), "could run code")
+    assert not (tmp_path / "ran").exists()
 
 
 def test_a_declared_ten_billion_numbers_are_refused_before_any_allocation():

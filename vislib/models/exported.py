@@ -7,18 +7,19 @@ it a Model through `vislib.models.wrapped.wrap`.
 
 Loading a file never runs code from it. Both formats can carry code in more places than a
 pickle, so each is read by our own code, checked first and only then handed to the library:
-- `.pt2` (a zip): `torch.export.load` unpickles with `weights_only=False` every payload the
-  archive marks `use_pickle` (weights and constants), the example inputs whenever the restricted
-  unpickler refuses them, and custom and opaque objects (`torch._C._pickle_load_obj`,
-  `pickle.loads`); it loads AOTInductor's shared libraries; and its program is Python in
-  disguise - `guards_code` is compiled and run, every symbolic size goes through
-  `sympy.sympify` (which is `eval`), call targets are looked up by name anywhere under
-  `torch` (`torch.os.system` resolves), and names and attribute paths are pasted into the
-  source that torch.fx compiles. We read the zip ourselves, build every tensor from its raw
-  bytes (a pickled one only through `torch.load(weights_only=True)`), refuse custom objects,
-  guard code and any call other than an aten operator or integer arithmetic, admit only plain
-  names and vetted size expressions, drop the metadata the network does not need (stack
-  traces), and give torch's deserialiser the checked program with the tensors already made.
+- `.pt2` (a zip): `torch.export.load` unpickles with `weights_only=False` every weight and
+  tensor constant the archive marks `use_pickle`, and the sample inputs (and the weights of
+  archives from before torch 2.8) whenever the restricted unpickler refuses them; it loads custom
+  objects with `torch._C._pickle_load_obj`, opaque ones with `pickle.loads` and AOTInductor
+  packages as shared libraries. The program carries code of its own too: every symbolic size
+  goes through `sympy.sympify` (an `eval`), input names and attribute paths are pasted into the
+  Python that torch.fx compiles, `guards_code` is Python that `ExportedProgram.module()`
+  compiles, and call targets are looked up by name anywhere under `torch`. We read the zip
+  ourselves and build every tensor from its raw bytes (a pickled one only through
+  `torch.load(weights_only=True)`; sample inputs are never read), refuse custom objects, guard
+  code and any call other than an aten operator or integer arithmetic, admit only plain names
+  and vetted size expressions, drop the metadata the network does not need (stack traces), and
+  hand torch's deserialiser the checked program with the tensors already made.
 - ONNX: `onnx.load_model_from_string`, so no external file is read behind our back; external
   data is read by us, only from files inside the model's own folder (real paths, links
   followed). onnx2torch pastes node names into torch.fx source, so every node is renamed first.
@@ -684,7 +685,7 @@ def _onnx_names(graph) -> list[str]:
     keys = []
     for node, chain, scopes in zip(graph.node, owners, found):
         if scopes is None:
-            keys.append(_part(node.name or node.op_type))
+            keys.append(None)
             continue
         path = chain[-1] if chain else ""
         parts = [_part(p) for p in path.split(".")] if path else []
@@ -694,7 +695,8 @@ def _onnx_names(graph) -> list[str]:
     last = {key: i for i, key in enumerate(keys)}
     names, used = [], set()
     for i, (node, key) in enumerate(zip(graph.node, keys)):
-        name = key if last[key] == i else f"{key}.{_part(node.op_type.lower())}"
+        name = _part(node.name or node.op_type) if key is None else key if last[key] == i \
+            else f"{key}.{_part(node.op_type.lower())}"
         unique, n = name, 1
         while unique in used:
             n += 1
