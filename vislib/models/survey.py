@@ -42,6 +42,7 @@ class _Call:
     shape: tuple[int, ...] | None = None
     done: int = -1                  # when it returned
     own_ops: int = 0                # operations it ran itself, outside its children
+    changed_later: bool = False     # its output was overwritten in place after it returned
 
 
 # Operations that move no number: a container that runs only these between its children still
@@ -50,15 +51,20 @@ _NO_OPS = {"detach", "alias", "view", "_unsafe_view", "reshape", "flatten", "con
 
 
 class _OwnOps(TorchDispatchMode):
-    """Counts each operation against the innermost module running it (the hooks keep `stack`)."""
+    """Counts each operation against the innermost module running it (the hooks keep `stack`), and
+    notes when each tensor was last written in place (`written`: id -> the clock then)."""
 
-    def __init__(self, calls: dict, stack: list):
+    def __init__(self, calls: dict, stack: list, clock: list, written: dict):
         super().__init__()
-        self.calls, self.stack = calls, stack
+        self.calls, self.stack, self.clock, self.written = calls, stack, clock, written
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         if self.stack and func.__name__.split(".")[0] not in _NO_OPS:
             self.calls[self.stack[-1]].own_ops += 1
+        if func._schema.is_mutable:
+            for arg, value in zip(func._schema.arguments, args):
+                if arg.alias_info is not None and arg.alias_info.is_write and isinstance(value, torch.Tensor):
+                    self.written[id(value)] = self.clock[0]
         return func(*args, **(kwargs or {}))
 
 
@@ -92,6 +98,7 @@ def _record(net: nn.Module, x: torch.Tensor, params: dict | None) -> tuple[dict[
     alive: list = []  # keeps every tensor seen alive, so that an id() is never reused within the pass
     clock = [0]
     stack: list[str] = []
+    written: dict[int, int] = {}
 
     def ids(args) -> tuple[int, ...]:
         out = []
@@ -130,11 +137,13 @@ def _record(net: nn.Module, x: torch.Tensor, params: dict | None) -> tuple[dict[
         if name:
             handles += [m.register_forward_pre_hook(pre(name)), m.register_forward_hook(post(name))]
     try:
-        with torch.no_grad(), _OwnOps(calls, stack):
+        with torch.no_grad(), _OwnOps(calls, stack, clock, written):
             out = functional_call(net, params, (x,)) if params is not None else net(x)
     finally:
         for h in handles:
             h.remove()
+    for c in calls.values():  # a write inside the module itself comes before its post hook ticks
+        c.changed_later = c.output in written and written[c.output] >= c.done
     return calls, out, {"alive": alive}
 
 
@@ -180,6 +189,12 @@ def _walk(net: nn.Module, calls: dict[str, _Call]) -> list[tuple[str, str]]:
             return [(name, "skip")]
         if _is_conv(m):
             return [(name, "conv")]
+        if isinstance(m, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+            # A head's adaptive pool resamples whatever map comes in to one fixed size (VGG's and
+            # AlexNet's avgpool: 7 x 7 from 7 x 7 at 224 pixels, from 1 x 1 at 32). It is no stage:
+            # at the surveyed size it changes nothing, at any other it makes a map no layer before
+            # had (Grad-CAM there is a stretched copy of the last map), which measure() cannot place.
+            return [(name, "skip")]
         if _is_pool(m):
             return [(name, "pool")]
         if kids and contains_conv(name):
@@ -188,14 +203,31 @@ def _walk(net: nn.Module, calls: dict[str, _Call]) -> list[tuple[str, str]]:
             return [(name, "skip")]  # an Identity: the tensor it returns is the one it was given
         return [(name, "follow")]  # a norm, an activation, dropout, a sum: continues a convolution
 
+    def parent(name: str) -> str:
+        return name.rsplit(".", 1)[0] if "." in name else ""
+
     out: list[tuple[str, str]] = []
     unit: str | None = None  # the current convolution unit's latest module
+    ended = False  # whether the latest piece was a block or pool that out[-1] holds
     for name, role in pieces(""):
         if role == "skip":
             continue
+        # A follow names the entry only if its output is not overwritten in place after it
+        # returned (torchvision's DenseNet runs F.relu(features, inplace=True) on norm5's output):
+        # a hook there would see the overwritten values and gradients of another tensor, so
+        # Grad-CAM there differed from pytorch-grad-cam's by 17 %.
         if role == "follow" and unit is not None:
-            unit = name
+            unit = unit if calls[name].changed_later else name
             continue
+        if role == "follow" and ended and parent(out[-1][0]) == parent(name):
+            # A norm (and activation) after a block, beside it in the same stage, is what the
+            # next stage sees, as for a convolution: timm's DenseNet's features.norm5 after
+            # denseblock4 (where pytorch-grad-cam's README puts Grad-CAM), DPN's conv5_bn_ac. One
+            # in another module (ConvNeXt's downsample norm) belongs to what follows.
+            if not calls[name].changed_later:
+                out[-1] = (name, out[-1][1])
+            continue
+        ended = role in ("pool", "block")
         if unit is not None:
             out.append((unit, "conv"))
             unit = None
