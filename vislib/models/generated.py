@@ -201,12 +201,16 @@ class TimmWeights:
         path = os.path.join(folder, file)
         # timm reads .safetensors with safetensors and anything else with torch.load(weights_only=True).
         overlay = {"file": path} if os.path.exists(path) else None
+        why = "do not fit it or are damaged" if overlay else "are not on this machine and could not be downloaded"
+        message = f"The weights of timm's {self.arch} {why}: put a good copy as {file} into {folder}."
+        if overlay is None and not self._cached() and not can_reach(self._host()):
+            # Say so at once: offline, huggingface_hub retries each file five times with backoff
+            # (47 s for timm:resnet18) before giving up.
+            raise ModelError(message)
         try:
             return timm.create_model(self.arch, pretrained=True, pretrained_cfg_overlay=overlay)
         except Exception as err:  # offline, a damaged file, a file of another model
-            why = "do not fit it or are damaged" if overlay else "are not on this machine and could not be downloaded"
-            raise ModelError(f"The weights of timm's {self.arch} {why}: put a good copy as {file} into {folder}.") \
-                from err
+            raise ModelError(message) from err
 
 
 def _timm_build(arch: str, num_classes: int) -> nn.Module:

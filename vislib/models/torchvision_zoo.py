@@ -6,6 +6,7 @@ use where the machine is online. What torchvision's builders do with their weigh
 """
 from __future__ import annotations
 
+import collections
 import functools
 import os
 import socket
@@ -123,9 +124,14 @@ class TorchvisionWeights:
             # that file may be one a person put there by hand (the message below asks them to).
             state = torch.hub.load_state_dict_from_url(self._default.url, progress=False, check_hash=True,
                                                        weights_only=True)
-            state = self.rename(state) if self.rename else state
+            kept = {k: v for k, v in (self.rename(state) if self.rename else state).items()
+                    if not k.startswith(self.unused)}
+            # Keep the file's metadata, as torchvision's builders do: MNASNet reads its layout's
+            # version there and refuses a state dict without it.
+            kept = collections.OrderedDict(kept)
+            kept._metadata = getattr(state, "_metadata", None)
             net = torchvision.models.get_model(self.arch, weights=None, **self.build, **self.options)
-            net.load_state_dict({k: v for k, v in state.items() if not k.startswith(self.unused)})
+            net.load_state_dict(kept)
         except Exception as err:  # URLError is an OSError; the restricted unpickler raises many kinds on garbage
             cached = os.path.exists(os.path.join(folder, file))
             why = "is damaged" if cached else "is not on this machine and could not be downloaded"
