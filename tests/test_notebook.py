@@ -49,7 +49,10 @@ def executed(tmp_path_factory):
     nb = nbformat.read(NOTEBOOK, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell("import sys; print('KERNEL-PYTHON', sys.executable)"))
     env = dict(os.environ, VISLIB_CACHE=str(root / "cache"),  # an empty cache: the unit's survey is computed
-               MPLBACKEND="module://matplotlib_inline.backend_inline")  # figures inline, whatever the shell set
+               MPLBACKEND="module://matplotlib_inline.backend_inline",  # figures inline, whatever the shell set
+               # One thread: nothing checked here depends on it, and on a 2-core machine busy with other
+               # work PyTorch's two threads waited for each other (the notebook took 104-136 s, one thread 25 s).
+               OMP_NUM_THREADS="1")
     client = nbclient.NotebookClient(nb, km=_kernel_manager(root), timeout=CELL_TIMEOUT, startup_timeout=120,
                                      resources={"metadata": {"path": str(work)}})
     client.execute(env=env)
