@@ -167,6 +167,15 @@ def _brief(err: BaseException) -> str:
     return (text[:160] + "...") if len(text) > 160 else text or type(err).__name__
 
 
+def _shown(text: str) -> str:
+    """A name from a file, fit for a one-line sentence: quoted and escaped when it holds a line
+    break, or a full stop that would end the sentence."""
+    text = str(text)[:80]
+    if text.isprintable() and not re.search(r"[.!?]\s", text):
+        return text
+    return re.sub(r"([.!?]) ", r"\1\\x20", repr(text))
+
+
 def _numel(dims) -> int:
     return math.prod(max(int(d), 0) for d in dims)
 
@@ -186,11 +195,11 @@ def _declared(what: str, dims, total: list[int]) -> None:
 def _fixed_batch(kind: str, batch: int, shape) -> ModelError:
     c, h, w = (d or s for d, s in zip(shape, (3, 224, 224)))
     x = f"torch.randn(2, {c}, {h}, {w})"
-    recipe = (f"torch.export.save(torch.export.export(net, ({x},), dynamic_shapes=({{0: torch.export.Dim(\"batch\")}},)), "
-              f"\"net.pt2\") with an example batch of 2 (torch.export fixes a batch of 1)" if kind == "pt2" else
-              f"torch.onnx.export(net, ({x},), \"net.onnx\", dynamic_shapes=({{0: torch.export.Dim(\"batch\")}},), "
-              f"external_data=False) "
-              f"or, with dynamo=False, input_names=[\"x\"], dynamic_axes={{\"x\": {{0: \"batch\"}}}}")
+    batch = 'dynamic_shapes=({0: torch.export.Dim("batch")},)'
+    recipe = (f"torch.export.save(torch.export.export(net, ({x},), {batch}), \"net.pt2\") with an example batch "
+              f"of 2 (torch.export fixes a batch of 1)" if kind == "pt2" else
+              f"torch.onnx.export(net, ({x},), \"net.onnx\", {batch}, external_data=False) or, with dynamo=False, "
+              f"input_names=[\"x\"], dynamic_axes={{\"x\": {{0: \"batch\"}}}}")
     return ModelError(f"The network was exported for a fixed batch of {batch} picture{'s' * (batch != 1)}, but this "
                       f"app runs batches of every size; export it again with a dynamic batch: {recipe}.")
 
@@ -283,7 +292,7 @@ def _member(archive: zipfile.ZipFile, entries: dict, name: str, limit: int = MAX
     if info is None:
         return b""
     if info.file_size > limit:
-        raise _Refused(f"The .pt2 archive's entry {name!r} is larger than this app reads.")
+        raise _Refused(f"The .pt2 archive's entry {_shown(name)} is larger than this app reads.")
     return archive.read(info)
 
 
@@ -349,7 +358,7 @@ def _check_calls(calls: list) -> None:
 def _check_node(node: dict) -> None:
     target = node.get("target")
     if not isinstance(target, str) or not _PLAIN.match(target):
-        raise _Refused(f"{_UNSAFE}: a step of its graph calls {target!r}.")
+        raise _Refused(f"{_UNSAFE}: a step of its graph calls {_shown(target)}.")
     if target.startswith("torch.ops.aten."):
         parts = target.split(".")
         packet = getattr(torch.ops.aten, parts[3], None) if len(parts) == 5 else None
@@ -381,7 +390,7 @@ def _vet(value, key: str) -> None:
     if isinstance(value, dict):
         for k, v in value.items():
             if not isinstance(k, str) or not _PLAIN.match(k):
-                raise _Refused(f"{_UNSAFE}: it holds the name {k!r}.")
+                raise _Refused(f"{_UNSAFE}: it holds the name {_shown(k)}.")
             if k in ("as_operator", "as_graph"):
                 raise _Refused(f"{_UNSAFE}: a step of its graph takes an operator or a subgraph as an argument.")
             _vet(v, k)
@@ -394,12 +403,12 @@ def _vet(value, key: str) -> None:
         elif key == "nn_module_stack":  # "key,path,type;..." for each module around a step
             for item in value.split(";"):
                 if len(item.split(",")) != 3 or not all(_PLAIN.match(part) for part in item.split(",")):
-                    raise _Refused(f"{_UNSAFE}: a module of its graph is named {item[:80]!r}.")
+                    raise _Refused(f"{_UNSAFE}: a module of its graph is named {_shown(item)}.")
         elif key in _specs():
             if value != _specs()[key]:
-                raise _Refused(f"{_UNSAFE}: it holds the call spec {value[:80]!r}.")
+                raise _Refused(f"{_UNSAFE}: it holds the call spec {_shown(value)}.")
         elif key not in _STRINGS and not _PLAIN.match(value):
-            raise _Refused(f"{_UNSAFE}: it holds the name {value[:80]!r}.")
+            raise _Refused(f"{_UNSAFE}: it holds the name {_shown(value)}.")
     elif not isinstance(value, (bool, int, float, type(None))):
         raise _Refused("The .pt2 file's program is not an exported program.")
 
@@ -414,7 +423,7 @@ def _vet_expression(text: str) -> None:
                                     or token.group() in _EXPRESSION_WORDS or _SYMBOL.match(token.group()))
         at = token.end() if token else at
     if not ok:
-        raise _Refused(f"{_UNSAFE}: a size in it is the expression {text[:80]!r}.")
+        raise _Refused(f"{_UNSAFE}: a size in it is the expression {_shown(text)}.")
 
 
 def _user_input(signature: dict, graph: dict) -> tuple:
@@ -463,7 +472,7 @@ def _payloads(archive, entries: dict, root: str, kind: str, total: list[int]) ->
     for name, payload in config.items():
         path = payload.get("path_name", "")
         if not _PLAIN.match(name) or not re.fullmatch(r"[A-Za-z0-9_]+", path or "-"):
-            raise _Refused(f"{_UNSAFE}: a tensor is named {name[:80]!r}.")
+            raise _Refused(f"{_UNSAFE}: a tensor is named {_shown(name)}.")
         if not path.startswith(("weight_", "tensor_")):  # custom_obj_*, opaque_obj_*: unpickled objects
             raise _Refused(f"{_UNSAFE}: it holds a pickled Python object ({path}).")
         entry = folder + path
@@ -518,13 +527,23 @@ def _read_onnx(data: bytes, folder: str | None) -> tuple[nn.Module, tuple]:
         model = onnx.load_model_from_string(data)
     except (DecodeError, ValueError, RuntimeError, TypeError) as err:
         raise ModelError("The file is not a readable ONNX model, perhaps it is incomplete.") from err
+    try:
+        return _convert_onnx(model, folder)
+    except ModelError:
+        raise
+    except Exception as err:  # a field of a kind or value no exporter writes, found anywhere
+        raise ModelError(f"The ONNX model could not be read ({_brief(err)}).") from err
+
+
+def _convert_onnx(model, folder: str | None) -> tuple[nn.Module, tuple]:
+    import onnx
     graph = model.graph
     if not graph.node or not graph.output:
         raise ModelError("The file is not a readable ONNX model, perhaps it is incomplete.")
     _check_onnx_ops(model)
     total = [0]
     for tensor, where in _tensors(graph):
-        _declared(f"the tensor {tensor.name or where}", tensor.dims, total)
+        _declared(f"the tensor {_shown(tensor.name or where)}", tensor.dims, total)
     for tensor, _ in _tensors(graph):
         if tensor.data_location == onnx.TensorProto.EXTERNAL:
             _external(tensor, folder)
@@ -535,7 +554,7 @@ def _read_onnx(data: bytes, folder: str | None) -> tuple[nn.Module, tuple]:
         raise ModelError(f"The ONNX model is not valid ({_brief(err)}).") from err
     for info in inferred.graph.value_info:  # a size made inside the graph (ConstantOfShape, Expand...)
         dims = [d.dim_value if d.HasField("dim_value") else 1 for d in info.type.tensor_type.shape.dim]
-        _declared(f"the tensor {info.name}", dims, [0])
+        _declared(f"the tensor {_shown(info.name)}", dims, [0])
     _constant_shapes(graph)
     names = _onnx_names(graph)
     for node, token in zip(graph.node, range(len(graph.node))):
@@ -592,7 +611,8 @@ def _check_onnx_ops(model) -> None:
                     yield from nodes(sub)
     for node in nodes(model.graph):
         if node.domain not in _STANDARD_DOMAINS:
-            raise ModelError(f"The ONNX model uses the operator {node.domain}::{node.op_type}, which is not a standard "
+            raise ModelError(f"The ONNX model uses the operator {_shown(f'{node.domain}::{node.op_type}')}, which is "
+                             f"not a standard "
                              f"ONNX operator; export the network with standard operators only.")
 
 
@@ -604,26 +624,33 @@ def _external(tensor, folder: str | None) -> None:
     if folder is None:
         # torch.onnx.export writes its weights beside the model unless told external_data=False
         raise ModelError("An uploaded ONNX model must hold its weights itself, but this one keeps them in a file "
-                         f"outside it ({location!r}); export it with torch.onnx.export(..., external_data=False) or save it "
-                         f"with onnx.save(model, path, save_as_external_data=False).")
+                         f"outside it ({_shown(location)}); export it with torch.onnx.export(..., external_data=False) "
+                         f"or save it with onnx.save(model, path, save_as_external_data=False).")
     home = os.path.realpath(folder)
-    path = os.path.realpath(os.path.join(home, location))
-    if not location or os.path.isabs(location) or os.path.commonpath([home, path]) != home or path == home:
-        raise ModelError(f"The ONNX model's weights file {location!r} lies outside the model's folder, so it was "
+    path = os.path.realpath(os.path.join(home, location.replace("\0", "")))
+    if not location or "\0" in location or os.path.isabs(location) or os.path.commonpath([home, path]) != home \
+            or path == home:
+        raise ModelError(f"The ONNX model's weights file {_shown(location)} lies outside the model's folder, so it was "
                          f"refused.")
+    if not os.path.isfile(path):  # a folder, or a pipe that would never end
+        raise ModelError(f"The ONNX model's weights file {_shown(location)} is not a file beside the model.")
     itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
-    offset, length = int(fields.get("offset", 0)), int(fields.get("length", _numel(tensor.dims) * itemsize))
+    try:
+        offset, length = int(fields.get("offset", 0)), int(fields.get("length", _numel(tensor.dims) * itemsize))
+    except ValueError:
+        offset = length = -1
     if length != _numel(tensor.dims) * itemsize or offset < 0:
-        raise ModelError(f"The ONNX model's tensor {tensor.name} does not match the size of its external data.")
+        raise ModelError(f"The ONNX model's tensor {_shown(tensor.name)} does not match the size of its external "
+                         f"data.")
     try:
         with open(path, "rb") as f:
             f.seek(offset)
             raw = f.read(length)
     except OSError as err:
-        raise ModelError(f"The ONNX model's weights file {location!r} could not be read "
+        raise ModelError(f"The ONNX model's weights file {_shown(location)} could not be read "
                          f"({err.strerror or err}).") from err
     if len(raw) != length:
-        raise ModelError(f"The ONNX model's weights file {location!r} is shorter than the model says.")
+        raise ModelError(f"The ONNX model's weights file {_shown(location)} is shorter than the model says.")
     tensor.raw_data = raw
     del tensor.external_data[:]
     tensor.data_location = onnx.TensorProto.DEFAULT
@@ -641,7 +668,7 @@ def _onnx_input(graph) -> tuple:
                          f"{len(dims)} dimensions.")
     out = graph.output[0].type.tensor_type
     if out.HasField("shape") and len(out.shape.dim) != 2:
-        shown = ["N" if i == 0 else d.dim_value or d.dim_param or "?" for i, d in enumerate(out.shape.dim)]
+        shown = ["N" if i == 0 else d.dim_value or _shown(d.dim_param) or "?" for i, d in enumerate(out.shape.dim)]
         raise ModelError(f"The network must map a batch of pictures to class scores [N, classes], but it returns "
                          f"[{', '.join(map(str, shown))}].")
     if dims[0] is not None:
