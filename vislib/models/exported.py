@@ -195,10 +195,10 @@ def _declared(what: str, dims, total: list[int]) -> None:
 def _fixed_batch(kind: str, batch: int, shape) -> ModelError:
     c, h, w = (d or s for d, s in zip(shape, (3, 224, 224)))
     x = f"torch.randn(2, {c}, {h}, {w})"
-    batch = 'dynamic_shapes=({0: torch.export.Dim("batch")},)'
-    recipe = (f"torch.export.save(torch.export.export(net, ({x},), {batch}), \"net.pt2\") with an example batch "
+    dynamic = 'dynamic_shapes=({0: torch.export.Dim("batch")},)'
+    recipe = (f"torch.export.save(torch.export.export(net, ({x},), {dynamic}), \"net.pt2\") with an example batch "
               f"of 2 (torch.export fixes a batch of 1)" if kind == "pt2" else
-              f"torch.onnx.export(net, ({x},), \"net.onnx\", {batch}, external_data=False) or, with dynamo=False, "
+              f"torch.onnx.export(net, ({x},), \"net.onnx\", {dynamic}, external_data=False) or, with dynamo=False, "
               f"input_names=[\"x\"], dynamic_axes={{\"x\": {{0: \"batch\"}}}}")
     return ModelError(f"The network was exported for a fixed batch of {batch} picture{'s' * (batch != 1)}, but this "
                       f"app runs batches of every size; export it again with a dynamic batch: {recipe}.")
