@@ -459,7 +459,7 @@ def _payloads(archive, entries: dict, root: str, kind: str, total: list[int]) ->
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise _Refused(f"The .pt2 file's {kind} are not tensors.")
         for name, value in state.items():
-            _declared(f"the tensor {name}", value.shape, total)
+            _declared(f"the tensor {_shown(name)}", value.shape, total)
         return state
     config_name = f"{folder}model_{kind}_config.json"
     if config_name not in entries:
