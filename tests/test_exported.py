@@ -223,7 +223,7 @@ def test_layers_keep_the_names_of_the_original_modules(loaded):
     assert {"conv1", "act1", "dw", "act2", "se.fc1", "se.fc2", "se.gate", "fc"} <= \
         {n for n, _ in loaded["mobile", "onnx"].module.named_modules()}
     assert isinstance(dict(loaded["plain", "onnx"].module.named_modules())["conv2"], nn.Conv2d)
-    assert dict(loaded["plain", "pt2"].module.named_modules())["conv2"]._vislib_kind == "conv"  # for survey.py
+    assert isinstance(dict(loaded["plain", "pt2"].module.named_modules())["conv2"], nn.Conv2d)  # pt2_layers.py
 
 
 def test_onnx_nodes_without_the_exporters_metadata_keep_their_own_names():
@@ -282,6 +282,125 @@ def test_load_exported_makes_a_model_of_the_declared_size(files):
         with pytest.raises(ModelError) as err:  # its size is fixed
             vislib.load_model(str(files["mobile", kind]), input_size=48)
         assert one_sentence(str(err.value)) and "exactly 32 x 32 pixels" in str(err.value)
+
+
+class Geometry(nn.Module):
+    """Every argument the receptive-field recurrence and the anatomy table read: a strided, padded
+    stem in a Sequential, a dilated grouped convolution, a depthwise one, max and average pools
+    with padding and ceil_mode, batch norm, in-place and parametrised activations, a linear head."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 5, stride=2, padding=2), _bn(8), nn.ReLU(inplace=True))
+        self.pool1 = nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True)
+        self.conv2, self.bn2 = nn.Conv2d(8, 16, 3, padding=2, dilation=2, groups=4, bias=False), _bn(16)
+        self.act2, self.pool2 = nn.ReLU6(), nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
+        self.conv3, self.act3 = nn.Conv2d(16, 16, 3, padding=1, groups=16), nn.LeakyReLU(0.1)
+        self.gap, self.drop, self.fc = nn.AdaptiveAvgPool2d(1), nn.Dropout(0.1), nn.Linear(16, CLASSES)
+
+    def forward(self, x):
+        x = self.pool2(self.act2(self.bn2(self.conv2(self.pool1(self.stem(x))))))
+        return self.fc(self.drop(torch.flatten(self.gap(self.act3(self.conv3(x))), 1)))
+
+
+def _geometry() -> nn.Module:
+    torch.manual_seed(0)
+    return Geometry().eval()
+
+
+@pytest.fixture(scope="module")
+def geometry(tmp_path_factory) -> dict[str, vislib.Model]:
+    """The original wrapped, and its .pt2 and ONNX files loaded (other names: anatomy's cache keys differ)."""
+    folder = tmp_path_factory.mktemp("geometry")
+    models = {kind: exported.load_exported(export(_geometry(), folder / f"geometry.{kind}")) for kind in ("pt2", "onnx")}
+    return {"original": vislib.wrap(_geometry(), input_size=SIZE, name="geometry"), **models}
+
+
+def test_pt2_layers_are_real_modules_with_the_originals_geometry_and_anatomy(geometry):
+    """Each single-operation InterpreterModule became its torch.nn class again, so the catalogue,
+    receptive fields, anatomy rows and first-layer filters are exactly the original's."""
+    from vislib.activations import first_layer_weights
+    from vislib.anatomy import anatomy
+    original, pt2 = geometry["original"], geometry["pt2"]
+    assert {n: type(m) for n, m in pt2.net.named_modules() if n} == \
+        {n: type(m) for n, m in original.net.named_modules() if n}
+    assert repr(pt2.net.stem) == repr(original.net.stem) and repr(pt2.net.pool1) == repr(original.net.pool1)
+    assert pt2.layers() == original.layers() and [layer.kind for layer in pt2.layers()] == \
+        ["conv", "pool", "conv", "pool", "conv"]
+    assert [(i.stride, i.receptive_field) for i in pt2.layers()] == [(2, 5), (4, 9), (4, 25), (8, 33), (8, 49)]
+    assert (pt2.first_conv, pt2.classifier) == (original.first_conv, original.classifier) == ("stem.0", "fc.weight")
+    rows = anatomy(pt2)
+    assert rows == anatomy(original) and sum(r["macs"] for r in rows) == 153600 + 23328 + 3600 + 80
+    torch.testing.assert_close(first_layer_weights(pt2), _geometry().stem[0].weight, atol=0, rtol=0)
+    torch.testing.assert_close(pt2.probabilities(example(3)), _geometry()(example(3)).softmax(1), atol=1e-5, rtol=0)
+
+
+def test_onnx_layers_have_the_originals_geometry_where_the_exporter_kept_the_layer(geometry):
+    """onnx2torch gives real modules too, and the catalogue is the original's. torch.onnx folds a
+    batch norm into the convolution before it (the module then takes the norm's name, stem.1 and
+    bn2, and its weights are scaled: gamma / sqrt(var + eps) per filter, plus a bias), writes the
+    adaptive pool as a ReduceMean and the flatten as a Reshape (named view), and leaves dropout out."""
+    from vislib.activations import first_layer_weights
+    from vislib.anatomy import anatomy
+    original, onnx_model = geometry["original"], geometry["onnx"]
+    assert onnx_model.layers() == original.layers()
+    rows, want = {r["name"]: r for r in anatomy(onnx_model)}, {r["name"]: r for r in anatomy(original)}
+    for name in ("stem.2", "pool1", "act2", "pool2", "conv3", "act3", "fc"):
+        assert rows[name] == want[name], name
+    for folded, conv, bias in (("stem.1", "stem.0", 0), ("bn2", "conv2", 16)):  # conv2 had no bias of its own
+        assert (rows[folded]["kind"], rows[folded]["macs"]) == ("conv", want[conv]["macs"])
+        assert rows[folded]["params"] == want[conv]["params"] + bias
+        assert {k: rows[folded][k] for k in ("output_shape", "stride", "receptive_field", "offset")} == \
+            {k: want[folded][k] for k in ("output_shape", "stride", "receptive_field", "offset")}
+    assert sum(r["macs"] for r in rows.values()) == sum(r["macs"] for r in want.values())
+    assert {"gap", "view"} <= rows.keys() and "drop" not in rows
+    stem, bn = _geometry().stem[0], _geometry().stem[1]
+    scale = (bn.weight / (bn.running_var + bn.eps).sqrt()).detach()
+    assert onnx_model.first_conv == "stem.1"
+    torch.testing.assert_close(first_layer_weights(onnx_model), stem.weight.detach() * scale[:, None, None, None],
+                               atol=1e-6, rtol=1e-5)
+
+
+def test_pt2_layers_hold_the_very_tensors_unflatten_made():
+    from torch.export.unflatten import InterpreterModule
+
+    from vislib.models.exported.pt2_layers import restore_layers
+    module = torch.export.unflatten(torch.export.export(_geometry(), (example(),), dynamic_shapes=DYNAMIC))
+    before = {**dict(module.named_parameters()), **dict(module.named_buffers())}
+    state = module.state_dict().keys()
+    restore_layers(module)
+    after = {**dict(module.named_parameters()), **dict(module.named_buffers())}
+    assert after.keys() == before.keys() and all(after[k] is v for k, v in before.items())
+    assert module.state_dict().keys() == state
+    assert not [n for n, m in module.named_modules() if isinstance(m, InterpreterModule)]
+    torch.testing.assert_close(module.eval()(example(3)), _geometry()(example(3)), atol=0, rtol=0)
+
+
+class OwnConv(nn.Conv2d):
+    """A subclass: its forward may do anything, so it is no Conv2d to the loader."""
+
+
+class Unusual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.reflect = nn.Conv2d(3, 4, 3, padding=1, padding_mode="reflect")  # two operations: pad, conv
+        self.own, self.relu, self.fc = OwnConv(4, 4, 3, padding=1), nn.ReLU(), nn.Linear(4, CLASSES)
+
+    def forward(self, x):
+        return self.fc(self.relu(self.own(self.reflect(x))).mean((2, 3)))
+
+
+def test_pt2_modules_that_are_not_one_known_operation_stay_as_they_were(tmp_path):
+    from torch.export.unflatten import InterpreterModule
+    torch.manual_seed(0)
+    net = Unusual().eval()
+    network = read_network(export(net, tmp_path / "unusual.pt2"))
+    modules = dict(network.module.named_modules())
+    assert isinstance(modules["reflect"], InterpreterModule) and modules["reflect"]._vislib_kind == "conv"
+    assert isinstance(modules["own"], InterpreterModule) and not hasattr(modules["own"], "_vislib_kind")
+    assert type(modules["relu"]) is nn.ReLU and type(modules["fc"]) is nn.Linear
+    with torch.no_grad():
+        torch.testing.assert_close(network.module(example(3)), net(example(3)), atol=1e-5, rtol=0)
 
 
 class Assorted(nn.Module):

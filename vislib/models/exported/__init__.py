@@ -10,7 +10,9 @@ pickle, so each is read by our own code, checked first and only then handed to t
 - `.pt2` (a zip, `pt2.py`): torch.export.load would unpickle weights, constants and sample
   inputs without restriction, and the program itself holds Python (sizes, names, guards) that
   torch evaluates; we read the archive ourselves, refuse all that could run code and give
-  torch's deserialiser the checked program with the tensors already made.
+  torch's deserialiser the checked program with the tensors already made. The unflattened
+  program's single layers become real torch.nn modules again (`pt2_layers.py`), so that the
+  layer catalogue, receptive fields and the anatomy table see convolutions and pools.
 - ONNX (`onnx_file.py`, through onnx2torch and the converters it lacks, `onnx_converters.py`):
   no external file is read behind our back; external data is read by us, only from files
   inside the model's own folder. onnx2torch pastes node names into torch.fx source, so every

@@ -12,7 +12,8 @@ tensor from its raw bytes (a pickled one only through `torch.load(weights_only=T
 inputs are never read), refuse custom objects, guard code and any call other than an aten
 operator or integer arithmetic, admit only plain names and vetted size expressions, drop the
 metadata the network does not need (stack traces), and hand torch's deserialiser the checked
-program with the tensors already made.
+program with the tensors already made. `torch.export.unflatten` then gives the module tree back,
+whose single layers become real torch.nn modules again (`vislib.models.exported.pt2_layers`).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from torch import nn
 
 from vislib.models.checkpoints import MAX_CHECKPOINT_BYTES, ModelError
 from vislib.models.exported.checks import _brief, _declared, _fixed_batch, _numel, _shown
+from vislib.models.exported.pt2_layers import restore_layers
 
 _PLAIN = re.compile(r"[A-Za-z0-9_.@]*\Z")      # names, module paths, operator names
 _SYMBOL = re.compile(r"[a-z]+[0-9]+\Z")        # a size symbol: s77, u0
@@ -107,7 +109,7 @@ def _unpack_pt2(archive: zipfile.ZipFile, entries: dict) -> tuple[nn.Module, tup
     serialized = _dict_to_dataclass(schema.ExportedProgram, program)
     with _DESERIALISING:  # example_inputs=None: the archive's pickled sample inputs are never read
         exported = ExportedProgramDeserializer().deserialize(serialized, state, constants, None)
-    return torch.export.unflatten(exported), shape
+    return restore_layers(torch.export.unflatten(exported)), shape
 
 
 def _member(archive: zipfile.ZipFile, entries: dict, name: str, limit: int = MAX_CHECKPOINT_BYTES) -> bytes:
