@@ -161,7 +161,7 @@ def wiring(arch: str) -> nn.Module:
     positive, so nothing cancels and the gradient of a cell is positive exactly where a path
     reaches it. float64 keeps the far corners' gradients, products of a few dozen weights of about
     1e-3, from underflowing. Squeeze-and-excitation gates scale channels by the whole picture; the
-    receptive field counts the local path, so they are removed (none of the networks below has one).
+    receptive field counts the local path, so they are removed (EfficientNet's).
     """
     with torch.device("meta"):
         net = family(arch).build(4)
@@ -233,6 +233,12 @@ FIELDS = {  # architecture -> (input size, catalogue layers probed, how many mus
     "timm:convnext_atto": (96, ["stem.1", "stages.0.blocks.1", "stages.1.downsample.1", "stages.1.blocks.1",
                                 "stages.3.blocks.1"], 3),
     "timm:resnet26d": (96, ["conv1.2", "act1", "maxpool", "layer1.0", "layer2.1", "layer3.1", "layer4.1"], 5),
+    # 5 x 5 depthwise convolutions, squeeze-and-excitation (removed: see wiring)
+    "efficientnet_b0": (96, ["features.0.2", "features.1", "features.2.1", "features.3.1", "features.4.0",
+                             "features.5.0"], 5),
+    # 1 x 7 and 7 x 1 kernels, unpadded stride-2 windows that leave the last pixels unread
+    "inception_v3": (160, ["Conv2d_2b_3x3", "maxpool1", "Conv2d_4a_3x3", "Mixed_5b", "Mixed_5d", "Mixed_6a",
+                           "Mixed_6b"], 5),
 }
 
 
@@ -263,7 +269,8 @@ def test_receptive_fields_are_the_pixels_that_move_a_cell(arch):
     for (name, row, col), box in zip(probes, brute_force_boxes(wiring(arch), size, probes)):
         assert infos[name].box(row, col, size) == box, (name, row, col)
         x0, y0, x1, y1 = box
-        if 0 < x0 and 0 < y0 and x1 < size and y1 < size:  # the whole field inside the picture
+        lo, hi = infos[name].reach  # the pixels some cell reads: an unpadded stride may leave the last unread
+        if lo < x0 and lo < y0 and x1 < hi and y1 < hi:  # the whole field inside what the layer reads
             whole += 1
             assert x1 - x0 == y1 - y0 == model.layer(name).receptive_field, name
     assert whole >= inside
