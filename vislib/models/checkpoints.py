@@ -23,7 +23,9 @@ class ModelError(RuntimeError):
     """A model could not be loaded; the message is one sentence a person can act on."""
 
 
-MAX_CHECKPOINT_BYTES = 600 * 2**20
+# The largest torchvision CNN's weights (regnet_y_128gf) take 2.4 GB; the app's uploads are capped
+# lower by Streamlit's maxUploadSize. A file is read whole into memory, so the cap bounds that too.
+MAX_CHECKPOINT_BYTES = 3 * 2**30
 
 
 def _open(source) -> tuple[str, bytes | str]:
