@@ -1,107 +1,19 @@
 """The measured layer geometry equals the truth that gradients tell.
 
 For a cell of a layer, the input pixels it depends on are those where the gradient of the cell
-(summed over channels) is not zero. Their bounding box must be `LayerInfo.box` of that cell.
+(summed over channels) is not zero (tests/receptive.py). Their bounding box must be
+`LayerInfo.box` of that cell.
 """
 from __future__ import annotations
 
-import copy
 
 import pytest
 import torch
+from receptive import brute_force_boxes, wiring
 from torch import nn
 
 from vislib.layers import LayerInfo, measure
 from vislib.models import family
-
-DTYPE = torch.float32  # see _linear_copy
-
-
-class _Stop(Exception):
-    pass
-
-
-def _linear_copy(net: nn.Module) -> nn.Module:
-    """A copy of `net` whose gradient is nonzero exactly on each cell's receptive field.
-
-    A real network hides pixels from the gradient: a ReLU that is off, a max-pool that passes one
-    input of its window, weights of both signs that cancel. The copy removes each of these without
-    changing which pixels are wired to which cell: activations become the identity, max-pools
-    become average pools of the same window, and every convolution gets positive weights (each
-    output channel's weights normalised to sum 1, so that the values stay of the order of one),
-    batch norms a positive scale and no biases. With a positive input every activation and every
-    term of every sum is then positive, so nothing cancels and no ReLU is off. The smallest
-    gradient seen (a far corner of EfficientNet's blocks.5.0) is about 1e-13, far above float32's
-    1e-38 where denormals are flushed, so float32 is exact enough. Squeeze-and-excitation blocks
-    scale each channel by a number computed from the whole picture; the conventional receptive
-    field (and ours) counts the local path only, so they are dropped.
-    """
-    # The heads are never reached (the probe stops at its last layer): leaving them out of the copy
-    # saves copying VGG's 120 million classifier weights.
-    heads = {id(m): nn.Identity() for m in net.modules() if isinstance(m, nn.Linear)}
-    net = copy.deepcopy(net, heads).to(DTYPE).eval()
-
-    def swap(parent: nn.Module) -> None:
-        for name, child in parent.named_children():
-            if isinstance(child, (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.Hardsigmoid, nn.SiLU, nn.GELU, nn.Sigmoid)) \
-                    or "SqueezeExcit" in type(child).__name__:
-                setattr(parent, name, nn.Identity())
-            elif type(child) is nn.MaxPool2d:
-                setattr(parent, name, nn.AvgPool2d(child.kernel_size, child.stride, child.padding,
-                                                   ceil_mode=child.ceil_mode))
-            else:
-                assert "MaxPool" not in type(child).__name__, f"no linear stand-in for {type(child).__name__}"
-                swap(child)
-
-    swap(net)
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, nn.Conv2d):
-                w = m.weight.abs() + 1e-3
-                m.weight.copy_(w / w.sum(dim=(1, 2, 3), keepdim=True))
-            elif isinstance(m, nn.BatchNorm2d):  # a positive scale, no shift
-                m.weight.copy_(m.weight.abs() + 1e-3)
-                m.running_mean.zero_()
-            if isinstance(m, (nn.Conv2d, nn.BatchNorm2d)) and m.bias is not None:
-                m.bias.zero_()  # so that functional ReLUs (GoogLeNet's) always pass
-    return net
-
-
-def gradient_boxes(net: nn.Module, size: int, probes: list[tuple[str, int, int]]) -> list[tuple[int, int, int, int]]:
-    """(x0, y0, x1, y1) of the nonzero input gradient of each (layer, row, col), in one pass.
-
-    Probe i is batch element i: samples do not mix (eval mode), so one backward pass of the sum
-    over probes gives each probe's gradient in its own batch element.
-    """
-    lin = _linear_copy(net)
-    modules = dict(lin.named_modules())
-    wanted = {name for name, _, _ in probes}
-    outputs: dict[str, torch.Tensor] = {}
-
-    def keep(name):
-        def hook(_m, _i, out):
-            outputs[name] = out
-            if len(outputs) == len(wanted):
-                raise _Stop  # the rest of the network does not matter
-        return hook
-
-    handles = [modules[name].register_forward_hook(keep(name)) for name in wanted]
-    x = torch.full((len(probes), 3, size, size), 0.5, dtype=DTYPE, requires_grad=True)
-    try:
-        lin(x)
-    except _Stop:
-        pass
-    finally:
-        for h in handles:
-            h.remove()
-    total = sum(outputs[name][i, :, row, col].sum() for i, (name, row, col) in enumerate(probes))
-    (grad,) = torch.autograd.grad(total, x)
-    boxes = []
-    for g in grad.abs().sum(1):
-        ys, xs = torch.nonzero(g, as_tuple=True)
-        boxes.append((int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1))
-    return boxes
-
 
 def _cells(info: LayerInfo) -> list[tuple[int, int]]:
     """The centre cell (its field inside the picture for most layers), one near the top-left corner
@@ -141,7 +53,7 @@ def test_geometry_matches_gradients(arch, flush_denormals):
     for size in sizes:
         infos = measure(net, size, catalogue)
         probes = [(info.name, r, c) for info in infos for r, c in _cells(info)]
-        truth = gradient_boxes(net, size, probes)
+        truth = brute_force_boxes(wiring(net), size, probes)
         by_name = {info.name: info for info in infos}
         for (name, row, col), box in zip(probes, truth):
             assert by_name[name].box(row, col, size) == box, (arch, size, name, row, col)

@@ -19,6 +19,7 @@ import torch
 import torchvision
 from PIL import Image
 from pytorch_grad_cam import GradCAM
+from receptive import brute_force_boxes, wiring
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from safetensors.torch import save_file
 from torch import nn
@@ -137,92 +138,11 @@ def test_a_checkpoint_gives_the_modules_probabilities_ordered_layers_and_the_lib
 
 # ---------------------------------------------------------------- receptive fields against brute force
 
-ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid, nn.Tanh, nn.LeakyReLU,
-               nn.Mish, nn.ELU, nn.PReLU)
-NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)
-
-
-class _Stop(Exception):
-    pass
-
-
-def wiring(arch: str) -> nn.Module:
-    """The architecture in float64, changed so that the input gradient of a cell is nonzero exactly
-    on the pixels wired to it, i.e. its receptive field.
-
-    A gradient on random weights can miss pixels of the field: a ReLU that is off, a max-pool that
-    passes one input of its window, weights of both signs that cancel, a saturated ReLU6 or hard
-    sigmoid - several random inputs make misses rarer but not impossible at the field's corners,
-    which few paths reach. So, keeping which pixel is wired to which cell: activations and norms
-    become the identity (a norm mixes channels or scales them, never neighbouring pixels; batch
-    norm in eval mode is a per-channel scale), max-pools become average pools of the same window,
-    and every parameter is positive (each convolution's and linear layer's weights a weighted
-    average). With a positive input every value and every product along every path is then
-    positive, so nothing cancels and the gradient of a cell is positive exactly where a path
-    reaches it. float64 keeps the far corners' gradients, products of a few dozen weights of about
-    1e-3, from underflowing. Squeeze-and-excitation gates scale channels by the whole picture; the
-    receptive field counts the local path, so they are removed (EfficientNet's).
-    """
+def _wiring(arch: str) -> nn.Module:
+    """The architecture as `receptive.wiring` makes it, built without paying for a random init."""
     with torch.device("meta"):
         net = family(arch).build(4)
-    net = net.to_empty(device="cpu").to(torch.float64).eval()  # no random initialisation to pay for
-
-    def swap(parent: nn.Module) -> None:
-        for name, child in parent.named_children():
-            if isinstance(child, ACTIVATIONS + NORMS) or "SqueezeExcit" in type(child).__name__:
-                setattr(parent, name, nn.Identity())
-            elif type(child) is nn.MaxPool2d:
-                assert child.dilation in (1, (1, 1))
-                setattr(parent, name, nn.AvgPool2d(child.kernel_size, child.stride, child.padding,
-                                                   ceil_mode=child.ceil_mode))
-            else:
-                assert "MaxPool" not in type(child).__name__, f"no stand-in for {type(child).__name__}"
-                swap(child)
-
-    swap(net)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for m in net.modules():
-            for p in m.parameters(recurse=False):
-                p.uniform_(0.5, 1.5)
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                m.weight.div_(m.weight.sum(dim=tuple(range(1, m.weight.dim())), keepdim=True))
-        for b in net.buffers():
-            b.fill_(1)
-    return net
-
-
-def brute_force_boxes(net: nn.Module, size: int, probes: list[tuple[str, int, int]]) -> list[tuple[int, ...]]:
-    """(x0, y0, x1, y1) around the input pixels whose change moves cell (row, col) of each layer.
-    Probe i is batch element i (nothing mixes samples), so one backward pass gives every probe."""
-    modules = dict(net.named_modules())
-    wanted, outputs = {name for name, _, _ in probes}, {}
-
-    def keep(name):
-        def hook(_m, _i, out):
-            outputs.setdefault(name, out.clone())  # a clone: a later in-place op must not change it
-            if len(outputs) == len(wanted):
-                raise _Stop  # what comes after the last probed layer does not matter
-        return hook
-
-    handles = [modules[name].register_forward_hook(keep(name)) for name in wanted]
-    torch.manual_seed(0)
-    x = (torch.rand(len(probes), 3, size, size, dtype=torch.float64) + 0.5).requires_grad_()
-    try:
-        net(x)
-    except _Stop:
-        pass
-    finally:
-        for h in handles:
-            h.remove()
-    total = sum(outputs[name][i, :, row, col].sum() for i, (name, row, col) in enumerate(probes))
-    (grad,) = torch.autograd.grad(total, x)
-    assert bool((grad >= 0).all())  # every path positive: a zero is a missing wire, not a cancellation
-    boxes = []
-    for g in grad.sum(1):
-        ys, xs = torch.nonzero(g, as_tuple=True)
-        boxes.append((int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1))
-    return boxes
+    return wiring(net.to_empty(device="cpu"))
 
 
 FIELDS = {  # architecture -> (input size, catalogue layers probed, how many must be inside the picture)
@@ -266,7 +186,7 @@ def test_receptive_fields_are_the_pixels_that_move_a_cell(arch):
     probes = [(n, infos[n].size[0] // 2, infos[n].size[1] // 2) for n in names]
     probes.append((names[-1], infos[names[-1]].size[0] - 1, infos[names[-1]].size[1] - 1))
     whole = 0
-    for (name, row, col), box in zip(probes, brute_force_boxes(wiring(arch), size, probes)):
+    for (name, row, col), box in zip(probes, brute_force_boxes(_wiring(arch), size, probes)):
         assert infos[name].box(row, col, size) == box, (name, row, col)
         x0, y0, x1, y1 = box
         lo, hi = infos[name].reach  # the pixels some cell reads: an unpadded stride may leave the last unread
