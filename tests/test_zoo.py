@@ -364,3 +364,18 @@ def test_mnasnet_loads_without_the_version_torch_save_keeps(torch_home, tmp_path
     file = torchvision.models.get_model_weights("mnasnet0_5").DEFAULT.url.rsplit("/", 1)[1]
     torch.save(net.state_dict(), torch_home / file)
     assert torch.equal(vislib.load_model("mnasnet0_5").net.classifier[1].weight.cpu(), net.classifier[1].weight)
+
+
+@pytest.mark.parametrize("arch", ["resnet26d", "convnext_atto", "dla34", "mobilenetv4_conv_small", "regnetx_002",
+                                  "efficientnet_b0", "densenet121", "cspresnet50"])
+def test_every_stage_timms_feature_info_names_ends_at_a_found_entry_of_its_stride(arch):
+    """timm's own stage list, against the found catalogue: each stage (a module that holds catalogue
+    entries, or is one) ends at an entry whose measured stride is the reduction timm states."""
+    fam = family(f"timm:{arch}")
+    model = fam.assemble(fam.build(4), [f"class {i}" for i in range(4)], "cpu")
+    strides = {info.name: info.stride for info in model.layers()}
+    stages = timm.create_model(arch, pretrained=False, num_classes=4).feature_info
+    for stage in stages:
+        inside = [name for name in strides if name == stage["module"] or name.startswith(stage["module"] + ".")]
+        assert inside, (arch, stage["module"], list(strides))
+        assert strides[inside[-1]] == stage["reduction"], (arch, stage, inside[-1], strides[inside[-1]])

@@ -4,8 +4,10 @@ For a network no library describes (an exported file, a wrapped module) nothing 
 themselves says where its stages are, and torchvision publishes no stage list at all
 (`feature_extraction`'s node names are fx operations, finer than blocks and including the
 functional sums between them), so we walk the modules here. timm's `feature_info` names only
-each stage's LAST module; the families built from timm check the found catalogue against it
-(`vislib.models.generated`).
+each stage's LAST module - too coarse for a unit page - and not always a module the classifier
+has (timm's HRNet lists `stem` and `stage1`, which exist only in its feature-extraction form);
+tests/test_zoo.py checks the found catalogue against it where it does: every stage it names ends
+at a found entry with the stride it states.
 
 One pass on the meta device (shapes only, no arithmetic, no copy of the weights) records, for
 every module, when it was called, which tensors went in and which came out. The catalogue is
