@@ -265,6 +265,7 @@ def test_the_app_predicts_again_once_the_upload_is_removed(app):
 def _form(app, kind, data):
     """The sidebar's 'Use your own network' form: a checkpoint with its architecture, or a whole network."""
     whole = kind.family == "network"
+    app.toggle(key="own_open").set_value(True).run()
     app.radio(key="own_kind").set_value(next(o for o in app.radio(key="own_kind").options
                                              if o.startswith("A whole-network" if whole else "A checkpoint"))).run()
     [weights] = [u for u in app.file_uploader if u.label.startswith("Network file" if whole else "Weights")]

@@ -87,3 +87,25 @@ def test_layer_pages_say_in_one_sentence_that_a_transformer_has_no_map():
         go(at, f"app_pages/{page}.py")
         said = [e.value for e in at.error] + [i.value for i in at.info if "other pages work" in i.value]
         assert not said, (page, said)
+
+
+def test_every_torchvision_and_timm_architecture_is_one_search_away(monkeypatch, tmp_path):
+    """The picker's last entry opens a searchable list of the generated families; offline, one of
+    them is one sentence naming the file to put where, and the app keeps working."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr("vislib.models.torchvision_zoo.can_reach", lambda host: False)
+    import torch.hub
+
+    def refuse(*args, **kwargs):
+        raise OSError("no network in this test")
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+    at = AppTest.from_file("../app.py", default_timeout=120)
+    ok(at.run())
+    picker = at.selectbox(key="model_name")
+    assert len(picker.options) == 13 and picker.options[-1] == "another torchvision or timm network..."
+    ok(picker.set_value("another torchvision or timm network...").run())
+    every = at.selectbox(key="generated_name")
+    assert len(every.options) > 1400 and {"convnext_tiny", "timm:resnet26d"} <= set(every.options)
+    assert "Pick a network that loads in the sidebar." in [i.value for i in at.info]
+    ok(every.set_value("convnext_tiny").run())
+    assert any("convnext_tiny-" in e.value and str(tmp_path) in e.value for e in at.error)

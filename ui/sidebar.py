@@ -53,6 +53,9 @@ def custom_choice(model) -> str:
 _MARK = {"ready": "", "download": " (downloads)", "unavailable": " (not available)"}
 
 
+MORE = "another torchvision or timm network..."
+
+
 def _follow_link(names: list[str]) -> None:
     """A link with ?model=NAME (a unit's page, say) picks that network once, on arrival; after
     that the picker is the person's again."""
@@ -61,21 +64,33 @@ def _follow_link(names: list[str]) -> None:
         st.session_state["linked_model"] = wanted
         if wanted in names:
             st.session_state["model_name"] = wanted
+        elif wanted in _generated():
+            st.session_state["model_name"], st.session_state["generated_name"] = MORE, wanted
 
 
 def _model_picker():
     status = _availability()
-    generated = _generated()
-    _follow_link(list(status) + generated)
+    _follow_link(list(status))
     own = st.session_state.get("custom_model")
-    names = ([custom_choice(own)] if own else []) + list(status) + generated
+    names = ([custom_choice(own)] if own else []) + list(status) + [MORE]
     if own and st.session_state.pop("pick_own", False):  # just loaded: chosen before the picker is drawn
         st.session_state["model_name"] = custom_choice(own)
     choice = st.selectbox("Network", names, key="model_name",
-                          help=f"The app's {len(status)} networks first, then every torchvision and timm "
-                               f"architecture ({len(generated)}) with its library's ImageNet weights: type to search.",
-                          format_func=lambda n: n + _MARK[status[n].state] if n in status else n)
-    with st.expander("Use your own network"):
+                          format_func=lambda n: n + _MARK[status[n].state] if n in status else n,
+                          help="The app's own networks; the last entry opens every torchvision and timm "
+                               "architecture with its library's ImageNet weights.")
+    if choice == MORE:
+        # A second, searchable list: its ~1,450 names are sent to the browser only when asked for,
+        # so the app's first page and the picker open as fast as with the twelve alone.
+        generated = _generated()
+        choice = st.selectbox(f"Architecture ({len(generated):,} from torchvision and timm)", generated, index=None,
+                              key="generated_name", placeholder="Type to search, e.g. convnext_tiny or timm:resnet26d")
+        if choice is None:
+            return None, None
+    with_form = st.toggle("Use your own network", key="own_open",
+                          help="Your checkpoint of a torchvision or timm architecture, or a whole-network file "
+                               "(.pt2, ONNX) of your own design.")
+    if with_form:
         _own_network_form()
     if own and choice == custom_choice(own):
         return st.session_state["custom_model"], f"custom:{st.session_state['custom_key']}"
