@@ -230,6 +230,7 @@ def test_config_keeps_xsrf_on_and_caps_every_upload(app):
     server = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())["server"]
     assert server["enableXsrfProtection"] is True and server.get("enableCORS", True) is True
     assert 0 < server["maxUploadSize"] <= 1000  # MB; Streamlit's own default is 200
+    app.toggle(key="own_open").set_value(True).run()  # the own-network form's uploaders too
     caps = {u.label: (u.proto.max_upload_size_mb, u.allowed_type) for u in app.file_uploader}
     assert all(0 < mb <= server["maxUploadSize"] for mb, _ in caps.values())  # none lifts the server's cap
     assert caps["Your image"][0] == images.MAX_BYTES >> 20  # each as small as what vislib reads

@@ -56,7 +56,9 @@ def test_the_objects_alive_at_start_are_out_of_the_post_rerun_collections_walk()
         frozen = freeze_long_lived()
         made_later.append([])
         walked = {id(o) for o in gc.get_objects()}
-        assert frozen == gc.get_freeze_count() > 1000  # the interpreter and its imported libraries at least
+        # the interpreter and its imported libraries at least; <=: a rerun of app.py still finishing in
+        # another thread of this process (an earlier AppTest's) may freeze a few objects more meanwhile
+        assert 1000 < frozen <= gc.get_freeze_count()
         assert id(before) not in walked and id(made_later) not in walked  # frozen
         assert id(made_later[0]) in walked  # made since: still collected as usual
     finally:
