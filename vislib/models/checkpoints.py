@@ -87,6 +87,14 @@ def read_labels(source) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
+def class_names(names: list[str] | None, n: int, what: str) -> list[str]:
+    """A labels file's names checked against the n classes of the `what` (checkpoint, network);
+    without one, `class 0 ... class n-1`."""
+    if names is not None and len(names) != n:
+        raise ModelError(f"The labels file has {len(names)} names but the {what} has {n} classes.")
+    return names or [f"class {i}" for i in range(n)]
+
+
 def load_checkpoint(source, fam: Family, labels=None, device=None) -> Model:
     """A network of family `fam` with a person's weights (a path, bytes or an upload) and labels."""
     state = load_state_dict(source)
@@ -94,8 +102,7 @@ def load_checkpoint(source, fam: Family, labels=None, device=None) -> Model:
     if fam.classifier not in state:
         raise ModelError(f"The checkpoint has no {fam.classifier}, so it is not a {fam.name} state_dict.")
     n = state[fam.classifier].shape[0]
-    if names is not None and len(names) != n:
-        raise ModelError(f"The labels file has {len(names)} names but the checkpoint has {n} classes.")
+    names = class_names(names, n, "checkpoint")
     net = fam.build(n)
     missing, unexpected = _compare(net.state_dict(), state)
     if missing or unexpected:
@@ -104,7 +111,7 @@ def load_checkpoint(source, fam: Family, labels=None, device=None) -> Model:
         raise ModelError(f"The checkpoint does not fit {fam.name} ({listing}).")
     net.load_state_dict(state)
     name = os.path.basename(str(source)) if isinstance(source, (str, os.PathLike)) else getattr(source, "name", "")
-    return fam.assemble(net, names or [f"class {i}" for i in range(n)], device, name=name or "checkpoint")
+    return fam.assemble(net, names, device, name=name or "checkpoint")
 
 
 def _compare(expected: dict, given: dict) -> tuple[list[str], list[str]]:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from vislib.models.checkpoints import ModelError, read_labels
+from vislib.models.checkpoints import ModelError, class_names, read_labels
 from vislib.models.model import Model, Preprocessing
 from vislib.models.survey import Survey, survey
 from vislib.runtime import devices, queue
@@ -34,14 +34,6 @@ def prepare(net: nn.Module, device=None) -> tuple[nn.Module, torch.device]:
     net.requires_grad_(False)
     net.register_forward_pre_hook(queue.guard)
     return net, device
-
-
-def label_names(labels, n: int) -> list[str]:
-    """`labels` (a list, a text file, an upload or None) checked against the network's n classes."""
-    names = read_labels(labels) if labels is not None else None
-    if names is not None and len(names) != n:
-        raise ModelError(f"The labels file has {len(names)} names but the network has {n} classes.")
-    return names or [f"class {i}" for i in range(n)]
 
 
 def _check_output(found: Survey, name: str) -> None:
@@ -73,7 +65,8 @@ def wrap(module: nn.Module, labels=None, input_size: int = 224, mean: Sequence[f
     preprocessing = Preprocessing(input_size, input_size, "bilinear", tuple(map(float, mean)), tuple(map(float, std)))
     # arch says what built the network: "custom:..." never matches a family's name, so no
     # family-specific rule (LRP's canonizers, style transfer's layer presets) is applied to it.
-    return assemble(module, label_names(labels, found.num_classes), preprocessing, found, name=name,
+    names = class_names(read_labels(labels) if labels is not None else None, found.num_classes, "network")
+    return assemble(module, names, preprocessing, found, name=name,
                     arch=f"custom:{name}", device=device)
 
 
