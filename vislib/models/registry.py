@@ -80,8 +80,12 @@ def add_generator(names: Callable[[dict], list[str]], make: Callable[[str], Fami
         GENERATORS.append((names, make))
 
 
-def _generated(name) -> Family | None:
-    return next((fam for _, make in GENERATORS if (fam := make(name)) is not None), None)
+def _find(name) -> Family | None:
+    """The zoo's family of that name, else a generator's; None if there is none."""
+    try:
+        return FAMILIES.get(name) or next((fam for _, make in GENERATORS if (fam := make(name)) is not None), None)
+    except TypeError:  # an unhashable name, e.g. an upload's bytes
+        return None
 
 
 def register(fam: Family) -> Family:
@@ -94,15 +98,16 @@ def register(fam: Family) -> Family:
 
 def family(name: str) -> Family:
     """The family of that name: one of the zoo's, or one generated from torchvision's or timm's registry."""
-    try:
-        found = FAMILIES.get(name) or _generated(name)
-    except TypeError:  # an unhashable name, e.g. an upload's bytes
-        found = None
+    found = _find(name)
     if found is None:
-        close = difflib.get_close_matches(name, architectures(), n=3, cutoff=0.8) if isinstance(name, str) else []
-        hint = f" Did you mean {', '.join(close)}?" if close else " `vislib models --all` lists them."
-        raise ModelError(f"'{name}' is not an architecture of torchvision or timm (timm's as timm:NAME).{hint}")
+        raise ModelError(f"'{name}' is not an architecture of torchvision or timm (timm's as timm:NAME). {_hint(name)}")
     return found
+
+
+def _hint(name) -> str:
+    """Where to look for a name that is no family: the closest names, or the command that lists them."""
+    close = difflib.get_close_matches(name, architectures(), n=3, cutoff=0.8) if isinstance(name, str) else []
+    return f"Did you mean {', '.join(close)}?" if close else "`vislib models --all` lists them."
 
 
 def architectures(search: str | None = None) -> list[str]:
@@ -145,12 +150,10 @@ def load_model(name=DEFAULT_MODEL, device=None, arch: str | None = None, labels=
     `input_size`, `mean`, `std` and optional `labels`). The path, bytes or upload of a file."""
     is_file = not isinstance(name, (str, os.PathLike)) or os.path.exists(name)
     if not is_file:
-        try:
-            fam = family(name)
-        except ModelError as err:
-            hint = str(err).split(". ", 1)[1] if ". " in str(err) else ""
+        fam = _find(name)
+        if fam is None:
             raise ModelError(f"'{name}' is neither a network this app knows (the zoo's, torchvision's, or timm's "
-                             f"as timm:NAME) nor a file. {hint}".strip()) from None
+                             f"as timm:NAME) nor a file. {_hint(name)}")
         return fam.load(device)
     if _file_name(name).lower().endswith(WHOLE_NETWORK_FILES) and not arch:
         from vislib.models.exported import load_exported
