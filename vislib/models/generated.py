@@ -31,6 +31,7 @@ from vislib.models.survey import survey
 from vislib.models.torchvision_zoo import TorchvisionWeights, can_reach
 from vislib.models.torchvision_zoo import build as torchvision_build
 from vislib.models.torchvision_zoo import preprocessing as torchvision_preprocessing
+from vislib.models.wrapped import IMAGENET_MEAN, IMAGENET_STD
 
 TIMM = "timm:"
 
@@ -56,9 +57,6 @@ def _torchvision_quirks(arch: str) -> dict:
     if arch.startswith("densenet"):
         return {"rename": _densenet_keys}
     return {}
-
-
-_NO_INIT = {"inception_v3": {"init_weights": False}}  # torchvision warns about its slow init otherwise
 
 
 class _MNASNet(torchvision.models.MNASNet):
@@ -130,17 +128,17 @@ def _meta_survey(build, input_size: int):
     return survey(net.eval(), input_size)
 
 
-def _family(name: str, build, preprocessing, weights, classifier: str | None = None) -> Family:
+def _family(name: str, build, preprocessing, weights) -> Family:
     found = _meta_survey(build, preprocessing().input_size)
     return Family(name=name, build=build, catalogue=lambda _net: list(found.catalogue), first_conv=found.first_conv,
-                  classifier=classifier or found.classifier, preprocessing=preprocessing, weights=weights)
+                  classifier=found.classifier, preprocessing=preprocessing, weights=weights)
 
 
 def _torchvision_family(arch: str) -> Family:
     quirks = _torchvision_quirks(arch)
     weights = TorchvisionWeights(arch, quirks.get("build", {}), quirks.get("options", {}), quirks.get("unused", ()),
                                  quirks.get("rename"))
-    build = functools.partial(_torchvision_build, arch, {**quirks.get("build", {}), **_NO_INIT.get(arch, {})})
+    build = functools.partial(_torchvision_build, arch, quirks.get("build", {}))
     return _family(arch, build, functools.partial(torchvision_preprocessing, arch), weights)
 
 
@@ -225,7 +223,7 @@ def _timm_family(name: str) -> Family:
         preprocessing = functools.partial(timm_preprocessing, arch)
     else:  # a model without any pretrained config: timm's defaults
         def preprocessing() -> Preprocessing:
-            return Preprocessing(224, 256, "bicubic", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+            return Preprocessing(224, 256, "bicubic", IMAGENET_MEAN, IMAGENET_STD)
     return _family(name, build, preprocessing, TimmWeights(arch))
 
 
