@@ -95,7 +95,7 @@ def _spatial(shape) -> bool:
     return not (shape[1] == shape[2] and shape[2] != shape[3])
 
 
-def _record(net: nn.Module, x: torch.Tensor, params: dict | None) -> tuple[dict[str, _Call], torch.Tensor, dict]:
+def _record(net: nn.Module, x: torch.Tensor, params: dict | None) -> tuple[dict[str, _Call], torch.Tensor]:
     calls: dict[str, _Call] = {}
     alive: list = []  # keeps every tensor seen alive, so that an id() is never reused within the pass
     clock = [0]
@@ -146,7 +146,7 @@ def _record(net: nn.Module, x: torch.Tensor, params: dict | None) -> tuple[dict[
             h.remove()
     for c in calls.values():  # a write inside the module itself comes before its post hook ticks
         c.changed_later = c.output in written and written[c.output] >= c.done
-    return calls, out, {"alive": alive}
+    return calls, out
 
 
 def _opens(m: nn.Module, call: _Call, kids: list[str], calls: dict[str, _Call], modules: dict) -> bool:
@@ -165,16 +165,16 @@ def _opens(m: nn.Module, call: _Call, kids: list[str], calls: dict[str, _Call], 
     return type(m).forward is nn.Sequential.forward or not any(_is_conv(modules[k]) for k in kids)
 
 
-def _walk(net: nn.Module, calls: dict[str, _Call]) -> list[tuple[str, str]]:
-    modules = dict(net.named_modules())
+def _walk(modules: dict[str, nn.Module], calls: dict[str, _Call]) -> list[tuple[str, str]]:
+    def parent(name: str) -> str:
+        return name.rsplit(".", 1)[0] if "." in name else ""
+
     children: dict[str, list[str]] = {}
     for name in calls:  # a ModuleList is never called: its items belong to the module that calls them
-        parent = name
-        while parent:
-            parent = parent.rsplit(".", 1)[0] if "." in parent else ""
-            if parent in calls:
-                break
-        children.setdefault(parent, []).append(name)
+        above = parent(name)
+        while above and above not in calls:
+            above = parent(above)
+        children.setdefault(above, []).append(name)
     for kids in children.values():
         kids.sort(key=lambda k: calls[k].order)
 
@@ -204,9 +204,6 @@ def _walk(net: nn.Module, calls: dict[str, _Call]) -> list[tuple[str, str]]:
         if not kids and not call.own_ops:
             return [(name, "skip")]  # an Identity: the tensor it returns is the one it was given
         return [(name, "follow")]  # a norm, an activation, dropout, a sum: continues a convolution
-
-    def parent(name: str) -> str:
-        return name.rsplit(".", 1)[0] if "." in name else ""
 
     out: list[tuple[str, str]] = []
     unit: str | None = None  # the current convolution unit's latest module
@@ -242,13 +239,12 @@ def _walk(net: nn.Module, calls: dict[str, _Call]) -> list[tuple[str, str]]:
     return out
 
 
-def _classifier(net: nn.Module, calls: dict[str, _Call], out_shape) -> str:
+def _classifier(modules: dict[str, nn.Module], calls: dict[str, _Call], out_shape) -> str:
     """The state-dict key of the weight of the layer that makes the logits: the last layer called
     whose weight has one row per class and whose output is [N, classes] (or a 1x1 convolution's map)."""
     if len(out_shape) != 2:
         return ""
     k = out_shape[1]
-    modules = dict(net.named_modules())
     best = ""
     for name, c in sorted(calls.items(), key=lambda item: item[1].done):
         w = getattr(modules[name], "weight", None)
@@ -258,8 +254,7 @@ def _classifier(net: nn.Module, calls: dict[str, _Call], out_shape) -> str:
     return best
 
 
-def _first_conv(net: nn.Module, calls: dict[str, _Call]) -> str:
-    modules = dict(net.named_modules())
+def _first_conv(modules: dict[str, nn.Module], calls: dict[str, _Call]) -> str:
     convs = [n for n in calls if _is_conv(modules[n])]
     return min(convs, key=lambda n: calls[n].order) if convs else ""
 
@@ -275,15 +270,14 @@ def survey(net: nn.Module, input_size: int, in_channels: int = 3, device=None) -
         params = {k: torch.empty_like(v, device="meta")
                   for k, v in [*net.named_parameters(), *net.named_buffers()]}
         x = torch.zeros(1, in_channels, input_size, input_size, device="meta")
-        calls, out, keep = _record(net, x, params)
+        calls, out = _record(net, x, params)
     except Exception:  # any op the meta device lacks: run it for real (slower, same answer)
         device = device or next((p.device for p in net.parameters()), torch.device("cpu"))
         x = torch.zeros(1, in_channels, input_size, input_size, device=device)
-        calls, out, keep = _record(net, x, None)
+        calls, out = _record(net, x, None)
     if not isinstance(out, torch.Tensor):
         return Survey(output_shape=())
-    catalogue = _walk(net, calls)
+    modules = dict(net.named_modules())
     shape = tuple(out.shape)
-    del keep
-    return Survey(catalogue, _first_conv(net, calls), _classifier(net, calls, shape),
+    return Survey(_walk(modules, calls), _first_conv(modules, calls), _classifier(modules, calls, shape),
                   shape[1] if len(shape) == 2 else 0, shape)
