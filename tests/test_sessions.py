@@ -56,9 +56,10 @@ def test_the_objects_alive_at_start_are_out_of_the_post_rerun_collections_walk()
         frozen = freeze_long_lived()
         made_later.append([])
         walked = {id(o) for o in gc.get_objects()}
-        # the interpreter and its imported libraries at least; <=: a rerun of app.py still finishing in
-        # another thread of this process (an earlier AppTest's) may freeze a few objects more meanwhile
-        assert 1000 < frozen <= gc.get_freeze_count()
+        # the interpreter and its imported libraries at least. Other threads of this process (an earlier
+        # AppTest's) move the count by a few meanwhile: a frozen object they free leaves it, a rerun's
+        # freeze adds to it (seen: -6 and +2 in full runs)
+        assert frozen > 1000 and abs(gc.get_freeze_count() - frozen) < 100
         assert id(before) not in walked and id(made_later) not in walked  # frozen
         assert id(made_later[0]) in walked  # made since: still collected as usual
     finally:
